@@ -1,0 +1,118 @@
+"""From a registered name to a filled 3D model: pretrained cfgs, construction-time inflation, features_only.
+
+timm's registry, ``PretrainedCfg``, ``resolve_pretrained_cfg``, ``adapt_input_conv`` and ``FeatureListNet``
+serve 5D models as they are and are used directly. ``build_model_with_cfg``/``load_pretrained`` are not:
+they load a state dict *into* the built model (ours must be inflated from a 2D one first, at construction,
+so that ``I3ResNet50(pretrained=True)`` works without a factory) and adapt heads and input convolutions in
+2D only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional
+
+import torch
+from timm.models import FeatureListNet, adapt_input_conv
+from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
+from torch import nn
+
+from .checkpoints import fetch_checkpoint, read_state_dict
+from .inflate import inflate_state_dict
+from .registry import arch_tags
+
+__all__ = ["pretrained_cfg_from_torchvision", "resolve_cfg", "load_inflated_pretrained", "create_registered"]
+
+_logger = logging.getLogger(__name__)
+
+
+def pretrained_cfg_from_torchvision(weights, *, classifier: str, first_conv: str) -> Dict[str, Any]:
+    """A timm pretrained cfg whose 2D source is a torchvision ``WeightsEnum`` entry (its URL carries the hash)."""
+    meta = weights.meta
+    return dict(
+        url=weights.url,
+        num_classes=len(meta["categories"]),
+        input_size=(3, 224, 224),
+        crop_pct=weights.transforms.keywords.get("crop_size", 224) / weights.transforms.keywords.get("resize_size", 256),
+        interpolation="bilinear",
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        first_conv=first_conv,
+        classifier=classifier,
+        license="bsd-3-clause",
+        origin_url=meta["recipe"],
+        notes=(f"2D source: torchvision {weights} (ImageNet-1k top-1 {meta['_metrics']['ImageNet-1K']['acc@1']})",),
+    )
+
+
+def resolve_cfg(arch_name: str, pretrained_cfg=None, pretrained_cfg_overlay=None) -> Dict[str, Any]:
+    """The pretrained cfg for ``arch_name`` with an optional tag or cfg and overlay, as a dict.
+
+    An unknown tag gets a ``ValueError`` listing the known ones (timm raises a bare RuntimeError).
+    """
+    if isinstance(pretrained_cfg, str):
+        tags = arch_tags(arch_name)
+        if pretrained_cfg not in tags:
+            raise ValueError(
+                f"unknown pretrained tag {pretrained_cfg!r} for {arch_name}; known tags: {', '.join(tags)}"
+            )
+    return resolve_pretrained_cfg(arch_name, pretrained_cfg, pretrained_cfg_overlay).to_dict()
+
+
+def load_2d_state_dict(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Dict[str, torch.Tensor]:
+    """Read the 2D weights a cfg points at: an in-memory ``state_dict``, a ``file``, or a ``url``."""
+    if pretrained_cfg.get("state_dict") is not None:
+        return dict(pretrained_cfg["state_dict"])
+    if pretrained_cfg.get("file"):
+        return read_state_dict(pretrained_cfg["file"])
+    if pretrained_cfg.get("url"):
+        return read_state_dict(fetch_checkpoint(pretrained_cfg["url"], cache_dir=cache_dir))
+    raise ValueError(
+        f"no 2D weights are known for {pretrained_cfg.get('architecture')!r}: give "
+        "pretrained_cfg_overlay=dict(file=PATH) or dict(url=URL)"
+    )
+
+
+def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> None:
+    """Fill ``model`` (an ``I3DNet``) from the 2D weights ``pretrained_cfg`` names, inflated in its mode.
+
+    ``in_chans != 3`` adapts the 2D first kernel as timm does before inflating it; a ``num_classes`` other
+    than the source's keeps the model's freshly initialised classifier.
+    """
+    state_dict = load_2d_state_dict(pretrained_cfg, cache_dir=cache_dir)
+    # inflate in the model's precision: W / t of a float32 kernel is exact to float64's last digit only if the
+    # division happens in float64 (a model built under torch.set_default_dtype(torch.float64))
+    dtype = next(model.parameters()).dtype
+    state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+    first_conv, classifier = pretrained_cfg["first_conv"], pretrained_cfg["classifier"]
+    if model.in_chans != 3 and f"{first_conv}.weight" in state_dict:
+        state_dict[f"{first_conv}.weight"] = adapt_input_conv(model.in_chans, state_dict[f"{first_conv}.weight"])
+    target = {k: v.shape for k, v in model.state_dict().items()}
+    fresh_head = model.num_classes != pretrained_cfg.get("num_classes", 1000)
+    if fresh_head:
+        is_head = lambda key: key.startswith(classifier + ".")  # noqa: E731
+        state_dict = {k: v for k, v in state_dict.items() if not is_head(k)}
+        target = {k: v for k, v in target.items() if not is_head(k)}
+    inflated = inflate_state_dict(state_dict, target, model.inflation)
+    missing, unexpected = model.load_state_dict(inflated, strict=False)
+    # inflate_state_dict covered every key of `target`, so only a fresh head can be missing
+    assert not unexpected and all(k.startswith(classifier + ".") for k in missing), (missing, unexpected)
+    _logger.info("inflated %s (%s mode) from %s", pretrained_cfg.get("architecture"), model.inflation,
+                 pretrained_cfg.get("file") or pretrained_cfg.get("url") or "a state dict")
+
+
+def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Entry point behind every registered name: builds ``model_cls``, optionally as a timm feature extractor.
+
+    ``features_only=True`` with ``out_indices`` wraps the model in timm's ``FeatureListNet``; its features
+    are 5D, (N, C, T', H', W').
+    """
+    features_only = kwargs.pop("features_only", False)
+    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3, 4))
+    kwargs.pop("pretrained_model_args", None)
+    model = model_cls(pretrained=pretrained, **kwargs)
+    if features_only:
+        pretrained_cfg = model.pretrained_cfg
+        model = FeatureListNet(model, out_indices=out_indices, flatten_sequential=True)
+        model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
+    return model

@@ -1,0 +1,134 @@
+"""The surface every i3zoo network shares (timm's: forward_features / forward_head / reset_classifier ...)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ._builder import load_inflated_pretrained, resolve_cfg
+from .inflate import check_inflation_mode
+from .layers import LayerSpec, check_clip, min_input_size, temporal_padding_mode, total_stride
+
+__all__ = ["I3DNet", "GLOBAL_POOLS"]
+
+GLOBAL_POOLS = ("avg", "max")
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}; got {value!r}")
+    return value
+
+
+def _check_global_pool(global_pool: str) -> str:
+    if global_pool not in GLOBAL_POOLS:
+        raise ValueError(f"unknown global_pool {global_pool!r}; allowed: {', '.join(map(repr, GLOBAL_POOLS))}")
+    return global_pool
+
+
+class I3DNet(nn.Module):
+    """Base of the inflated networks: input checks, head, classifier reset, gradient checkpointing.
+
+    Subclasses build ``self`` in torchvision's module names, set ``num_features`` and the classifier
+    attribute named by ``classifier_name``, and give ``reduction_path()``: the layers that change the clip
+    size, from which the minimum input and the reductions are derived.
+    """
+
+    classifier_name: str = "fc"
+    #: registered name (``i3resnet50``) of a public subclass; empty for the generic family classes
+    arch_name: str = ""
+    #: the torchvision 2D architecture the weights come from (``torchvision.models.get_model`` name)
+    torchvision_arch: str = ""
+
+    def _init_common(
+        self, *, inflation: str, num_classes: int, in_chans: int, drop_rate: float, global_pool: str
+    ) -> None:
+        self.inflation = check_inflation_mode(inflation)
+        self.temporal_padding = temporal_padding_mode(inflation)
+        self.num_classes = _check_count("num_classes", num_classes, 0)
+        self.in_chans = _check_count("in_chans", in_chans, 1)
+        if not 0.0 <= float(drop_rate) < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1); got {drop_rate!r}")
+        self.drop_rate = float(drop_rate)
+        self.global_pool = _check_global_pool(global_pool)
+        self.grad_checkpointing = False
+
+    def _finish_init(self) -> None:
+        path = self.reduction_path()
+        #: smallest accepted clip, (T, H, W)
+        self.min_input_size = min_input_size(path)
+        #: how much the backbone shrinks time and space, e.g. 16 and 32 for an I3ResNet
+        self.temporal_reduction, spatial, _ = total_stride(path)
+        self.spatial_reduction = spatial
+
+    def reduction_path(self) -> Sequence[LayerSpec]:
+        raise NotImplementedError
+
+    def _load_at_init(self, pretrained: bool, pretrained_cfg, pretrained_cfg_overlay, cache_dir) -> None:
+        """Record the pretrained cfg (timm's ``model.pretrained_cfg``) and, if asked, inflate the 2D weights."""
+        if not self.arch_name:
+            if pretrained:
+                raise ValueError(f"pretrained=True needs a named model such as I3ResNet50, not {type(self).__name__}")
+            self.pretrained_cfg = self.default_cfg = {}
+            return
+        self.pretrained_cfg = self.default_cfg = resolve_cfg(self.arch_name, pretrained_cfg, pretrained_cfg_overlay)
+        if pretrained:
+            load_inflated_pretrained(self, self.pretrained_cfg, cache_dir=cache_dir)
+
+    # --- forward ---------------------------------------------------------------------------------------
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, num_features, T', H', W') features -> (N, num_classes) logits, or pooled (N, num_features)."""
+        x = x.mean(dim=(2, 3, 4)) if self.global_pool == "avg" else x.amax(dim=(2, 3, 4))
+        if self.drop_rate:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.get_classifier()(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) float clip -> (N, num_classes) logits."""
+        check_clip(x, model_name=type(self).__name__, in_chans=self.in_chans, min_size=self.min_input_size)
+        return self.forward_head(self.forward_features(x))
+
+    def _run_stages(self, x: torch.Tensor, stages: Sequence[nn.Module]) -> torch.Tensor:
+        for stage in stages:
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(stage, x, use_reentrant=False)
+            else:
+                x = stage(x)
+        return x
+
+    # --- timm surface ----------------------------------------------------------------------------------
+
+    def get_classifier(self) -> nn.Module:
+        return getattr(self, self.classifier_name)
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """Replace the classifier by a freshly initialised one (``num_classes=0``: no classifier)."""
+        self.num_classes = _check_count("num_classes", num_classes, 0)
+        if global_pool is not None:
+            self.global_pool = _check_global_pool(global_pool)
+        head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        setattr(self, self.classifier_name, head)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def video_facts(self) -> Dict[str, Any]:
+        """What a user of a video model needs to know: layout, minimum clip, reductions, inflation mode."""
+        return {
+            "input_layout": "NCTHW",
+            "min_input_size": list(self.min_input_size),
+            "temporal_reduction": self.temporal_reduction,
+            "spatial_reduction": self.spatial_reduction,
+            "inflation": self.inflation,
+            "temporal_padding": self.temporal_padding,
+        }

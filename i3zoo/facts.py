@@ -1,0 +1,72 @@
+"""Measured facts about each model -- parameters, GFLOPs, minimum clip -- and the README's model table.
+
+Every number here is computed from the code, never typed in: the README table is this module's output and a
+test regenerates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .registry import create_model, list_models, list_tags
+
+__all__ = ["ModelFacts", "model_facts", "model_table", "REFERENCE_CLIP"]
+
+#: the clip the GFLOPs are quoted for, (T, H, W)
+REFERENCE_CLIP: Tuple[int, int, int] = (16, 224, 224)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    name: str
+    params: int
+    gflops: float  # floating-point operations (2 per multiply-add) for one REFERENCE_CLIP clip, / 1e9
+    temporal_reduction: int
+    spatial_reduction: int
+    min_input_size: Tuple[int, int, int]
+    tags: Tuple[str, ...]
+
+
+def count_gflops(model: torch.nn.Module, clip: Sequence[int] = REFERENCE_CLIP) -> float:
+    """GFLOPs of one forward pass on a (1, C, *clip) input, counted by ``torch.utils.flop_counter``."""
+    x = torch.empty(1, model.in_chans, *clip, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def model_facts(name: str) -> ModelFacts:
+    """Facts of the registered model ``name``, measured on a copy built on the meta device (no memory, no init)."""
+    with torch.device("meta"):
+        model = create_model(name)
+    return ModelFacts(
+        name=name,
+        params=sum(p.numel() for p in model.parameters()),
+        gflops=count_gflops(model),
+        temporal_reduction=model.temporal_reduction,
+        spatial_reduction=model.spatial_reduction,
+        min_input_size=tuple(model.min_input_size),
+        tags=tuple(list_tags(name)),
+    )
+
+
+def model_table(names: Sequence[str] = ()) -> str:
+    """The Markdown model table of the README (and of ``i3zoo list``)."""
+    t, h, w = REFERENCE_CLIP
+    rows: List[str] = [
+        f"| model | params (M) | GFLOPs @ {t}x{h}x{w} | time / space reduction | min clip (T x H x W) | weights (tags) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name in names or list_models():
+        f = model_facts(name)
+        mt, mh, mw = f.min_input_size
+        tags = ", ".join(f"`{tag}`" + (" (default)" if i == 0 else "") for i, tag in enumerate(f.tags))
+        rows.append(
+            f"| `{f.name}` | {f.params / 1e6:.1f} | {f.gflops:.1f} | {f.temporal_reduction}x / "
+            f"{f.spatial_reduction}x | {mt} x {mh} x {mw} | {tags} |"
+        )
+    return "\n".join(rows)

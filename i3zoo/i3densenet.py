@@ -1,0 +1,265 @@
+"""I3DenseNet: torchvision's DenseNets (Huang et al., *Densely Connected Convolutional Networks*, 2017) in 3D.
+
+Mirrors ``torchvision.models.densenet`` module for module (``features.conv0, norm0, relu0, pool0,
+denseblockN.denselayerM.{norm1, relu1, conv1, norm2, relu2, conv2}, transitionN.{norm, relu, conv, pool},
+norm5``, ``classifier``), so a torchvision state dict inflates key by key. The temporal design is the
+reference implementation's (see ``DENSENET_DESIGN``): every convolution is one frame deep and only the three
+transitions pool time, so a clip needs T >= 8. The head averages over T, H and W (the reference flattened
+T x C for one fixed T; the global average gives the same numbers and accepts any T).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from timm.models import generate_default_cfgs, register_model
+from torch import nn
+from torchvision.models import (
+    DenseNet121_Weights,
+    DenseNet161_Weights,
+    DenseNet169_Weights,
+    DenseNet201_Weights,
+)
+
+from ._builder import create_registered, pretrained_cfg_from_torchvision
+from ._model import I3DNet
+from .layers import InflatedConv3d, LayerSpec
+
+__all__ = [
+    "DENSENET_DESIGN", "DenseLayer3d", "DenseBlock3d", "Transition3d", "I3DenseNet",
+    "I3DenseNet121", "I3DenseNet161", "I3DenseNet169", "I3DenseNet201",
+]
+
+
+@dataclass(frozen=True)
+class DenseNetDesign:
+    """Temporal design of an I3DenseNet; kernels, strides and paddings are (t, h, w)."""
+
+    stem_conv: LayerSpec = LayerSpec(kernel=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3))
+    stem_pool: LayerSpec = LayerSpec(kernel=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+    layer_conv1: LayerSpec = LayerSpec(kernel=(1, 1, 1))
+    layer_conv2: LayerSpec = LayerSpec(kernel=(1, 3, 3), padding=(0, 1, 1))
+    transition_conv: LayerSpec = LayerSpec(kernel=(1, 1, 1))
+    transition_pool: LayerSpec = LayerSpec(kernel=(2, 2, 2), stride=(2, 2, 2))
+
+
+DENSENET_DESIGN = DenseNetDesign()
+
+
+class DenseLayer3d(nn.Module):
+    """torchvision's _DenseLayer: BN-ReLU-conv 1x1x1 (bottleneck) then BN-ReLU-conv 1x3x3."""
+
+    def __init__(self, num_input_features: int, growth_rate: int, bn_size: int, drop_rate: float,
+                 *, temporal_padding: str = "zeros") -> None:
+        super().__init__()
+        design = DENSENET_DESIGN
+        self.norm1 = nn.BatchNorm3d(num_input_features)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = InflatedConv3d(num_input_features, bn_size * growth_rate, design.layer_conv1)
+        self.norm2 = nn.BatchNorm3d(bn_size * growth_rate)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = InflatedConv3d(bn_size * growth_rate, growth_rate, design.layer_conv2,
+                                    temporal_padding=temporal_padding)
+        self.drop_rate = float(drop_rate)
+
+    def forward(self, features: List[torch.Tensor]) -> torch.Tensor:
+        x = self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
+        x = self.conv2(self.relu2(self.norm2(x)))
+        if self.drop_rate > 0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        return x
+
+
+class DenseBlock3d(nn.ModuleDict):
+    """torchvision's _DenseBlock: each layer sees the concatenation of the block input and earlier outputs."""
+
+    def __init__(self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int,
+                 drop_rate: float, *, temporal_padding: str = "zeros") -> None:
+        super().__init__()
+        for i in range(num_layers):
+            layer = DenseLayer3d(num_input_features + i * growth_rate, growth_rate, bn_size, drop_rate,
+                                 temporal_padding=temporal_padding)
+            self.add_module(f"denselayer{i + 1}", layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class Transition3d(nn.Sequential):
+    """torchvision's _Transition: BN-ReLU-conv 1x1x1, then a 2x2x2 average pool (halves T, H and W)."""
+
+    def __init__(self, num_input_features: int, num_output_features: int) -> None:
+        super().__init__()
+        design = DENSENET_DESIGN
+        self.norm = nn.BatchNorm3d(num_input_features)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = InflatedConv3d(num_input_features, num_output_features, design.transition_conv)
+        pool = design.transition_pool
+        self.pool = nn.AvgPool3d(pool.kernel, pool.stride, pool.padding)
+
+
+class I3DenseNet(I3DNet):
+    """A DenseNet inflated to 3D. Input (N, C, T, H, W) with T >= 8, output (N, num_classes).
+
+    Args:
+        growth_rate, block_config, num_init_features, bn_size: torchvision's DenseNet hyper-parameters, set
+            by the public subclasses.
+        Every other argument is as for :class:`i3zoo.I3ResNet`.
+    """
+
+    growth_rate: int = 32
+    block_config: Tuple[int, int, int, int] = (6, 12, 24, 16)
+    num_init_features: int = 64
+    bn_size: int = 4
+    classifier_name = "classifier"
+
+    def __init__(
+        self,
+        growth_rate: Optional[int] = None,
+        block_config: Optional[Sequence[int]] = None,
+        num_init_features: Optional[int] = None,
+        bn_size: Optional[int] = None,
+        *,
+        pretrained: bool = False,
+        inflation: str = "center",
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
+        pretrained_cfg=None,
+        pretrained_cfg_overlay=None,
+        cache_dir=None,
+    ) -> None:
+        super().__init__()
+        self._init_common(
+            inflation=inflation, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
+            global_pool=global_pool,
+        )
+        growth_rate = growth_rate or self.growth_rate
+        block_config = tuple(block_config or self.block_config)
+        num_features = num_init_features or self.num_init_features
+        bn_size = bn_size or self.bn_size
+        design, pad = DENSENET_DESIGN, self.temporal_padding
+        pool0 = design.stem_pool
+        self.features = nn.Sequential(OrderedDict([
+            ("conv0", InflatedConv3d(in_chans, num_features, design.stem_conv, temporal_padding=pad)),
+            ("norm0", nn.BatchNorm3d(num_features)),
+            ("relu0", nn.ReLU(inplace=True)),
+            ("pool0", nn.MaxPool3d(pool0.kernel, pool0.stride, pool0.padding)),
+        ]))
+        self.feature_info = [dict(num_chs=num_features, reduction=2, module="features.relu0")]
+        reduction = 4
+        for i, num_layers in enumerate(block_config, start=1):
+            block = DenseBlock3d(num_layers, num_features, bn_size, growth_rate, 0.0, temporal_padding=pad)
+            self.features.add_module(f"denseblock{i}", block)
+            num_features += num_layers * growth_rate
+            if i != len(block_config):
+                self.feature_info.append(
+                    dict(num_chs=num_features, reduction=reduction, module=f"features.denseblock{i}")
+                )
+                self.features.add_module(f"transition{i}", Transition3d(num_features, num_features // 2))
+                num_features //= 2
+                reduction *= 2
+        self.features.add_module("norm5", nn.BatchNorm3d(num_features))
+        self.feature_info.append(dict(num_chs=num_features, reduction=reduction, module="features.norm5"))
+        self.num_features = num_features
+        self.classifier = nn.Linear(num_features, num_classes) if num_classes else nn.Identity()
+        self._init_weights()
+        self._finish_init()
+        self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
+
+    def _init_weights(self) -> None:
+        # torchvision's initialisation
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def reduction_path(self) -> Sequence[LayerSpec]:
+        design = DENSENET_DESIGN
+        return [design.stem_conv, design.stem_pool] + [design.transition_pool] * (len(self.block_config) - 1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) -> (N, num_features, T/8, H/32, W/32) (sizes rounded down), after the final ReLU."""
+        x = self._run_stages(x, list(self.features))
+        return F.relu(x)
+
+    def group_matcher(self, coarse: bool = False):
+        return dict(
+            stem=r"^features\.conv0|^features\.norm0",
+            blocks=r"^features\.(?:denseblock|transition)(\d+)" if coarse else [
+                (r"^features\.denseblock(\d+)\.denselayer(\d+)", None),
+                (r"^features\.transition(\d+)", (99999,)),
+            ],
+        )
+
+
+class I3DenseNet121(I3DenseNet):
+    """DenseNet-121 inflated to 3D. Weights: ``tv_in1k``."""
+
+    arch_name, torchvision_arch = "i3densenet121", "densenet121"
+    growth_rate, block_config, num_init_features = 32, (6, 12, 24, 16), 64
+
+
+class I3DenseNet161(I3DenseNet):
+    """DenseNet-161 inflated to 3D. Weights: ``tv_in1k``."""
+
+    arch_name, torchvision_arch = "i3densenet161", "densenet161"
+    growth_rate, block_config, num_init_features = 48, (6, 12, 36, 24), 96
+
+
+class I3DenseNet169(I3DenseNet):
+    """DenseNet-169 inflated to 3D. Weights: ``tv_in1k``."""
+
+    arch_name, torchvision_arch = "i3densenet169", "densenet169"
+    growth_rate, block_config, num_init_features = 32, (6, 12, 32, 32), 64
+
+
+class I3DenseNet201(I3DenseNet):
+    """DenseNet-201 inflated to 3D. Weights: ``tv_in1k``."""
+
+    arch_name, torchvision_arch = "i3densenet201", "densenet201"
+    growth_rate, block_config, num_init_features = 32, (6, 12, 48, 32), 64
+
+
+default_cfgs = generate_default_cfgs({
+    f"{arch}.tv_in1k": pretrained_cfg_from_torchvision(enum.IMAGENET1K_V1, classifier="classifier",
+                                                       first_conv="features.conv0")
+    for arch, enum in (("i3densenet121", DenseNet121_Weights), ("i3densenet161", DenseNet161_Weights),
+                       ("i3densenet169", DenseNet169_Weights), ("i3densenet201", DenseNet201_Weights))
+})
+
+
+@register_model
+def i3densenet121(pretrained: bool = False, **kwargs) -> I3DenseNet121:
+    """DenseNet-121 inflated to 3D; see :class:`I3DenseNet`."""
+    return create_registered(I3DenseNet121, pretrained, **kwargs)
+
+
+@register_model
+def i3densenet161(pretrained: bool = False, **kwargs) -> I3DenseNet161:
+    """DenseNet-161 inflated to 3D; see :class:`I3DenseNet`."""
+    return create_registered(I3DenseNet161, pretrained, **kwargs)
+
+
+@register_model
+def i3densenet169(pretrained: bool = False, **kwargs) -> I3DenseNet169:
+    """DenseNet-169 inflated to 3D; see :class:`I3DenseNet`."""
+    return create_registered(I3DenseNet169, pretrained, **kwargs)
+
+
+@register_model
+def i3densenet201(pretrained: bool = False, **kwargs) -> I3DenseNet201:
+    """DenseNet-201 inflated to 3D; see :class:`I3DenseNet`."""
+    return create_registered(I3DenseNet201, pretrained, **kwargs)

@@ -1,0 +1,116 @@
+"""Building blocks shared by the 3D networks: temporal layer specs, the padded 3D convolution, input checks.
+
+Input layout is (N, C, T, H, W), as in torchvision's video models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .inflate import check_inflation_mode
+
+__all__ = ["LayerSpec", "InflatedConv3d", "temporal_padding_mode", "min_input_size", "check_clip"]
+
+Triple = Tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Kernel, stride and padding of one 3D layer, each as (t, h, w)."""
+
+    kernel: Triple
+    stride: Triple = (1, 1, 1)
+    padding: Triple = (0, 0, 0)
+
+
+def temporal_padding_mode(inflation: str) -> str:
+    """The temporal padding an inflation mode needs to keep boring videos exact.
+
+    ``center`` weights only see the centre tap, so zero padding is harmless (and is what the reference
+    implementation used); ``mean`` weights sum over all taps, so padded frames must repeat the edge frames.
+    """
+    return "replicate" if check_inflation_mode(inflation) == "mean" else "zeros"
+
+
+class InflatedConv3d(nn.Conv3d):
+    """A ``Conv3d`` whose temporal padding may replicate edge frames while spatial padding stays zero.
+
+    ``nn.Conv3d(padding_mode="replicate")`` would replicate along H and W too, which changes the 2D
+    network's zero-padded borders, hence the explicit temporal pad.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        spec: LayerSpec,
+        *,
+        temporal_padding: str = "zeros",
+        bias: bool = False,
+    ) -> None:
+        pad_t, pad_h, pad_w = spec.padding
+        self.temporal_pad = pad_t if temporal_padding == "replicate" else 0
+        conv_padding = (pad_t - self.temporal_pad, pad_h, pad_w)
+        super().__init__(in_channels, out_channels, spec.kernel, spec.stride, conv_padding, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.temporal_pad:
+            x = F.pad(x, (0, 0, 0, 0, self.temporal_pad, self.temporal_pad), mode="replicate")
+        return super().forward(x)
+
+
+def min_input_size(path: Iterable[LayerSpec]) -> Triple:
+    """Smallest (T, H, W) for which every layer on ``path`` (in order) yields at least one output.
+
+    A layer maps n inputs to floor((n + 2p - k) / s) + 1 outputs, so m outputs need
+    n >= (m - 1) s + k - 2p inputs (and n >= 1). Walking the path backwards from one output gives the minimum.
+    """
+    layers: List[LayerSpec] = list(path)
+    need = [1, 1, 1]
+    for spec in reversed(layers):
+        for axis in range(3):
+            k, s, p = spec.kernel[axis], spec.stride[axis], spec.padding[axis]
+            need[axis] = max(1, (need[axis] - 1) * s + k - 2 * p)
+    return tuple(need)  # type: ignore[return-value]
+
+
+def total_stride(path: Iterable[LayerSpec]) -> Triple:
+    """Product of the strides along ``path``, per axis (t, h, w)."""
+    out = [1, 1, 1]
+    for spec in path:
+        out = [o * s for o, s in zip(out, spec.stride)]
+    return tuple(out)  # type: ignore[return-value]
+
+
+def check_clip(x: torch.Tensor, *, model_name: str, in_chans: int, min_size: Triple) -> None:
+    """Raise ``ValueError`` unless ``x`` is a float (N, C, T, H, W) clip the model accepts."""
+    min_t, min_h, min_w = min_size
+    allowed = (
+        f"{model_name} takes a floating-point video tensor of shape (N, C, T, H, W) with N >= 1, "
+        f"C = {in_chans}, T >= {min_t}, H >= {min_h}, W >= {min_w}"
+    )
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{allowed}; got {type(x).__name__}")
+    if x.dim() != 5:
+        hint = " (a single image? repeat it along a time axis: x.unsqueeze(2).repeat(1, 1, T, 1, 1))" if x.dim() == 4 else ""
+        raise ValueError(f"{allowed}; got a {x.dim()}-D tensor of shape {tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"{allowed}; got dtype {x.dtype}. Convert and normalize the frames first, e.g. "
+            "x.float() / 255 followed by the ImageNet mean/std normalization"
+        )
+    n, c, t, h, w = x.shape
+    if c != in_chans:
+        raise ValueError(f"{allowed}; got C = {c} in shape {tuple(x.shape)} (layout is N, C, T, H, W)")
+    if n < 1:
+        raise ValueError(f"{allowed}; got an empty batch, shape {tuple(x.shape)}")
+    if t < min_t or h < min_h or w < min_w:
+        raise ValueError(
+            f"{allowed}; got T = {t}, H = {h}, W = {w}. The minimum clip for {model_name} is "
+            f"{min_t}x{min_h}x{min_w} (T x H x W)"
+        )

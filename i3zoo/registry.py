@@ -1,0 +1,80 @@
+"""``create_model`` / ``list_models`` / ``is_model`` over i3zoo's models, which live in timm's registry.
+
+The models are registered with timm (``timm.create_model("i3resnet50")`` works after ``import i3zoo``); these
+functions restrict timm's registry to i3zoo's own modules and turn unknown names into errors that name them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Dict, List, Optional
+
+import timm
+from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
+from torch import nn
+
+__all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags"]
+
+MODULES = ("i3resnet", "i3densenet")  # the timm registry modules that hold i3zoo's models
+_SOURCE_PREFIXES = ("hf-hub:", "local-dir:")
+
+
+def list_models(filter: str = "", pretrained: bool = False) -> List[str]:
+    """i3zoo's model names matching the wildcard ``filter``; with ``pretrained=True``, ``arch.tag`` names."""
+    return timm.list_models(filter, module=list(MODULES), pretrained=pretrained)
+
+
+def is_model(name: str) -> bool:
+    """Whether ``name`` (``arch`` or ``arch.tag``) is one of i3zoo's models."""
+    arch, tag = split_model_name_tag(name)
+    if arch not in list_models():
+        return False
+    return not tag or tag in arch_tags(arch)
+
+
+def list_tags(arch: str) -> List[str]:
+    """The pretrained tags of ``arch`` (``["tv_in1k", "tv2_in1k"]``), default first."""
+    _check_name(arch)
+    return arch_tags(arch)
+
+
+def arch_tags(arch: str) -> List[str]:
+    """Tags registered for ``arch`` in timm's registry, default first; empty if there are none."""
+    return [split_model_name_tag(name)[1] for name in get_arch_pretrained_cfgs(arch)]
+
+
+def _check_name(name: str) -> None:
+    arch, tag = split_model_name_tag(name)
+    known = list_models()
+    if arch not in known:
+        close = difflib.get_close_matches(arch, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {arch!r}.{hint} Known models: {', '.join(known)}")
+    tags = arch_tags(arch)
+    if tag and tag not in tags:
+        raise ValueError(f"unknown pretrained tag {tag!r} for {arch}; known tags: {', '.join(tags)}")
+
+
+def create_model(
+    model_name: str,
+    pretrained: bool = False,
+    pretrained_cfg_overlay: Optional[Dict[str, Any]] = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Create an i3zoo model by name, as ``timm.create_model`` does.
+
+    Args:
+        model_name: ``arch`` or ``arch.tag``, e.g. ``"i3resnet50"`` or ``"i3resnet50.tv2_in1k"``.
+        pretrained: fill the 3D model by inflating the tag's 2D ImageNet weights.
+        pretrained_cfg_overlay: overrides of the weight source, e.g. ``dict(file="resnet50.pth")`` for a
+            local 2D checkpoint or ``dict(url=...)`` for another download.
+        **kwargs: model arguments: ``inflation`` ("center" | "mean"), ``num_classes``, ``in_chans``,
+            ``drop_rate``, ``global_pool``, ``features_only``, ``out_indices``, ``cache_dir``.
+
+    Returns:
+        The model, in train mode like any freshly created torch module; input (N, C, T, H, W).
+    """
+    if not model_name.startswith(_SOURCE_PREFIXES):
+        _check_name(model_name)
+    return timm.create_model(model_name, pretrained=pretrained, pretrained_cfg_overlay=pretrained_cfg_overlay,
+                             **kwargs)

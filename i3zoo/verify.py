@@ -1,0 +1,170 @@
+"""The boring-video check: a 3D model inflated from a 2D one must give the 2D output on repeated frames.
+
+Used by ``i3zoo verify``. The error is reported as max |y3d - y2d| (absolute) and that divided by max |y2d|
+(relative), in float64 unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+import torchvision
+
+from .checkpoints import CheckpointError, cached_path, fetch_checkpoint, read_state_dict
+from .inflate import INFLATION_MODES
+from .registry import create_model
+
+__all__ = ["CheckResult", "WeightChoice", "choose_weights", "seeded_2d_state_dict", "boring_video_check",
+           "synthetic_images", "load_images"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class WeightChoice:
+    """Which 2D weights a check uses, and why."""
+
+    kind: str  # "imagenet" or "random"
+    reason: str
+    path: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    mode: str
+    frames: int
+    input_shape: Tuple[int, ...]
+    max_abs: float
+    max_rel: float
+
+
+def _network_error(url: str, timeout: float = 5.0) -> Optional[str]:
+    """None if ``url``'s host answers, else a short reason."""
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+        return None
+    except Exception as e:  # no network, DNS failure, proxy refusal ...: all mean "cannot download"
+        return f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+
+
+def choose_weights(name: str, *, allow_download: bool = True) -> WeightChoice:
+    """ImageNet weights if the default tag's 2D checkpoint is cached (hash-checked) or downloadable, else random."""
+    url = _default_url(name)
+    path = cached_path(url)
+    if path.is_file():
+        try:
+            return WeightChoice("imagenet", f"ImageNet weights from the cache ({path})", fetch_checkpoint(url))
+        except CheckpointError as e:
+            return WeightChoice("random", f"the cached ImageNet file was refused: {e}")
+    if not allow_download:
+        return WeightChoice("random", f"no ImageNet checkpoint cached at {path} and downloads are off")
+    problem = _network_error(url)
+    if problem:
+        return WeightChoice("random", f"no ImageNet checkpoint cached at {path} and {url} cannot be reached ({problem})")
+    try:
+        return WeightChoice("imagenet", f"ImageNet weights downloaded from {url}", fetch_checkpoint(url))
+    except CheckpointError as e:
+        return WeightChoice("random", f"the ImageNet download failed: {e}")
+
+
+def _default_url(name: str) -> str:
+    from timm.models import get_pretrained_cfg
+
+    return get_pretrained_cfg(name).url
+
+
+def seeded_2d_state_dict(torchvision_arch: str, seed: int = 0) -> Dict[str, torch.Tensor]:
+    """A torchvision model's state dict with seeded random weights and randomized BatchNorm statistics."""
+    torch.manual_seed(seed)
+    model = torchvision.models.get_model(torchvision_arch, weights=None)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(1 + 0.2 * torch.randn(n, generator=g))
+                m.bias.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+    return model.state_dict()
+
+
+def synthetic_images(count: int = 2, size: int = 112, seed: int = 0) -> torch.Tensor:
+    """Smooth random colour images, ImageNet-normalized, (count, 3, size, size)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(count, 3, 8, 8, generator=g)
+    images = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    images = images.clamp(0, 1)
+    return (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+def load_images(directory: Path, size: int = 224) -> torch.Tensor:
+    """The photos in ``directory`` (jpg/png/...), resized to 256, center-cropped to ``size``, normalized."""
+    from PIL import Image
+    from torchvision import transforms
+
+    files = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+    if not files:
+        raise ValueError(f"no images (.jpg, .jpeg, .png, .bmp, .webp) found in {directory}")
+    transform = transforms.Compose([
+        transforms.Resize(round(size * 256 / 224)), transforms.CenterCrop(size), transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+    return torch.stack([transform(Image.open(f).convert("RGB")) for f in files])
+
+
+def boring_video_check(
+    name: str,
+    state_dict_2d: Dict[str, torch.Tensor],
+    images: torch.Tensor,
+    *,
+    frames: Iterable[int],
+    modes: Sequence[str] = INFLATION_MODES,
+    dtype: torch.dtype = torch.float64,
+) -> List[CheckResult]:
+    """Compare the 2D model on ``images`` with the inflated 3D model on their boring videos.
+
+    The 3D model is built through ``create_model(..., pretrained=True)`` from ``state_dict_2d``, i.e. through
+    the same inflation a user's checkpoint goes through.
+    """
+    model_2d = torchvision.models.get_model(torchvision_arch_of(name), weights=None)
+    model_2d.load_state_dict(state_dict_2d)
+    model_2d = model_2d.eval().to(dtype)
+    images = images.to(dtype)
+    with torch.no_grad():
+        reference = model_2d(images)
+    results = []
+    for mode in modes:
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)  # build in `dtype`, so that the inflation itself runs in it
+        try:
+            model_3d = create_model(name, pretrained=True, inflation=mode,
+                                    pretrained_cfg_overlay=dict(state_dict=state_dict_2d)).eval()
+        finally:
+            torch.set_default_dtype(default_dtype)
+        for t in frames:
+            clip = images.unsqueeze(2).expand(-1, -1, t, -1, -1)
+            with torch.no_grad():
+                output = model_3d(clip)
+            diff = (output - reference).abs().max().item()
+            results.append(CheckResult(name, mode, t, tuple(clip.shape), diff, diff / reference.abs().max().item()))
+    return results
+
+
+def torchvision_arch_of(name: str) -> str:
+    """The torchvision 2D architecture registered model ``name`` is inflated from (``"resnet50"``)."""
+    with torch.device("meta"):  # a shape-only copy: no memory, no initialisation
+        return create_model(name).torchvision_arch
+
+
+def state_dict_for(name: str, choice: WeightChoice) -> Dict[str, torch.Tensor]:
+    """The 2D state dict ``choice`` stands for: the ImageNet file, or seeded random weights."""
+    if choice.kind == "imagenet":
+        return read_state_dict(choice.path)
+    return seeded_2d_state_dict(torchvision_arch_of(name))

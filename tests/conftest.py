@@ -1,0 +1,102 @@
+"""Shared fixtures: 2D torchvision models with seeded random weights, standing in for ImageNet checkpoints.
+
+Pretrained weights cannot be downloaded here, so every test makes its own 2D checkpoint: a torchvision model
+with seeded random weights and randomized BatchNorm statistics (so BatchNorm is not the identity), saved to a
+file and loaded through the same code a user's download goes through.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable, Dict
+
+import pytest
+import torch
+import torchvision
+
+import i3zoo
+
+# the 2D torchvision builder each registered architecture is inflated from
+TORCHVISION_2D: Dict[str, Callable[..., torch.nn.Module]] = {
+    "i3resnet50": torchvision.models.resnet50,
+    "i3resnet101": torchvision.models.resnet101,
+    "i3resnet152": torchvision.models.resnet152,
+    "i3densenet121": torchvision.models.densenet121,
+    "i3densenet161": torchvision.models.densenet161,
+    "i3densenet169": torchvision.models.densenet169,
+    "i3densenet201": torchvision.models.densenet201,
+}
+
+
+def randomize_batchnorm(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Give every BatchNorm non-trivial affine parameters and running statistics."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.weight.copy_(1 + 0.2 * torch.randn(n, generator=g))
+                m.bias.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def _seeded_state_dict(arch: str, seed: int) -> Dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = randomize_batchnorm(TORCHVISION_2D[arch](weights=None), seed=seed + 1)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def seeded_2d_model(arch: str, seed: int = 0) -> torch.nn.Module:
+    """The torchvision 2D counterpart of ``arch`` with seeded random weights, in eval mode."""
+    model = TORCHVISION_2D[arch](weights=None)
+    model.load_state_dict(_seeded_state_dict(arch, seed))
+    return model.eval()
+
+
+def save_2d_checkpoint(arch: str, path: Path, seed: int = 0) -> Path:
+    """Save the seeded 2D state dict of ``arch`` as ``.pth`` or ``.safetensors`` (by ``path``'s suffix)."""
+    state_dict = _seeded_state_dict(arch, seed)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state_dict.items()}, str(path))
+    else:
+        torch.save(state_dict, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("checkpoints2d")
+
+
+@pytest.fixture(scope="session")
+def checkpoint_2d(checkpoint_dir) -> Callable[[str], Path]:
+    """``checkpoint_2d(arch)`` -> path of a seeded 2D ``.pth`` checkpoint for ``arch`` (made once)."""
+
+    def make(arch: str, suffix: str = ".pth") -> Path:
+        path = checkpoint_dir / f"{arch}{suffix}"
+        if not path.exists():
+            save_2d_checkpoint(arch, path)
+        return path
+
+    return make
+
+
+def boring_video(images: torch.Tensor, frames: int) -> torch.Tensor:
+    """(N, C, H, W) images -> (N, C, T, H, W) clips in which every frame is the image."""
+    return images.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
+
+
+def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |output - reference| / max |reference| (the measure `i3zoo verify` reports)."""
+    return ((output - reference).abs().max() / reference.abs().max()).item()
+
+
+ALL_MODELS = i3zoo.list_models()
+RESNETS = [m for m in ALL_MODELS if m.startswith("i3resnet")]
+DENSENETS = [m for m in ALL_MODELS if m.startswith("i3densenet")]

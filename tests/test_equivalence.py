@@ -1,0 +1,118 @@
+"""The property everything rests on: a 3D model inflated from a 2D model gives the 2D model's output on a
+"boring video" (an image repeated T times). Checked in float64 with relative error <= 1e-6 for every
+registered model, both inflation modes, two clip lengths and two spatial sizes, through each way in."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+import torch
+
+import i3zoo
+from conftest import ALL_MODELS, DENSENETS, boring_video, relative_error, seeded_2d_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-6
+
+
+@contextlib.contextmanager
+def float64_default():
+    """Build models in float64, so the inflation itself runs in float64 (W / t is then exact)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def build(path: str, name: str, mode: str, checkpoint: Path) -> torch.nn.Module:
+    kwargs = dict(pretrained=True, inflation=mode, pretrained_cfg_overlay=dict(file=str(checkpoint)))
+    with float64_default():
+        if path == "create_model":
+            model = i3zoo.create_model(name, **kwargs)
+        elif path == "class":
+            cls = {c.arch_name: c for c in i3zoo.I3ResNet.__subclasses__() + i3zoo.I3DenseNet.__subclasses__()}[name]
+            model = cls(**kwargs)
+        else:
+            model = torch.hub.load(str(REPO_ROOT), name, source="local", **kwargs)
+    assert next(model.parameters()).dtype == torch.float64
+    return model.eval()
+
+
+def clip_lengths(name: str):
+    return (8, 16) if name in DENSENETS else (1, 16)
+
+
+def spatial_sizes(name: str):
+    # the DenseNet minimum (29) itself, and an odd size that exercises uneven striding
+    return (29, 45) if name in DENSENETS else (32, 45)
+
+
+def test_every_public_class_is_registered():
+    classes = i3zoo.I3ResNet.__subclasses__() + i3zoo.I3DenseNet.__subclasses__()
+    assert sorted(c.arch_name for c in classes) == sorted(ALL_MODELS)
+
+
+@pytest.mark.parametrize("mode", i3zoo.INFLATION_MODES)
+@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("path", ["create_model", "class", "torch.hub"])
+def test_boring_video_equivalence(path, name, mode, checkpoint_2d):
+    model_2d = seeded_2d_model(name).double()
+    model_3d = build(path, name, mode, checkpoint_2d(name))
+    torch.manual_seed(0)
+    for size in spatial_sizes(name):
+        images = torch.randn(2, 3, size, size, dtype=torch.float64)
+        with torch.no_grad():
+            reference = model_2d(images)
+            assert reference.abs().max() > 1e-3  # the check would be empty on vanishing logits
+            for frames in clip_lengths(name):
+                output = model_3d(boring_video(images, frames))
+                assert output.shape == reference.shape
+                error = relative_error(output, reference)
+                assert error <= TOLERANCE, f"{name} {mode} T={frames} {size}x{size}: relative error {error:.3e}"
+
+
+@pytest.mark.parametrize("name,frames", [("i3resnet50", 2), ("i3densenet121", 8)])
+@pytest.mark.parametrize("mode", i3zoo.INFLATION_MODES)
+def test_boring_video_equivalence_full_size(name, frames, mode, checkpoint_2d):
+    """One full-size 224x224 check per family."""
+    model_2d = seeded_2d_model(name).double()
+    model_3d = build("create_model", name, mode, checkpoint_2d(name))
+    images = torch.randn(1, 3, 224, 224, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        error = relative_error(model_3d(boring_video(images, frames)), model_2d(images))
+    assert error <= TOLERANCE
+
+
+def test_float32_model_is_close_too(checkpoint_2d):
+    """A model built in float32 (the usual way) and cast afterwards carries float32 rounding of W / t only."""
+    name = "i3resnet50"
+    model_2d = seeded_2d_model(name).double()
+    model_3d = i3zoo.create_model(name, pretrained=True, inflation="mean",
+                                  pretrained_cfg_overlay=dict(file=str(checkpoint_2d(name)))).eval().double()
+    images = torch.randn(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert relative_error(model_3d(boring_video(images, 4)), model_2d(images)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", ["i3resnet50", "i3densenet121"])
+def test_the_check_detects_a_broken_inflation(name, checkpoint_2d):
+    """Mean-inflated weights in a model with zero temporal padding dim the edge frames: the check must see it."""
+    model_2d = seeded_2d_model(name).double()
+    with float64_default():
+        broken = i3zoo.create_model(name, pretrained=True, inflation="center",
+                                    pretrained_cfg_overlay=dict(file=str(checkpoint_2d(name)))).eval()
+        state_2d = {k: v.double() for k, v in i3zoo.read_state_dict(checkpoint_2d(name)).items()}
+        target = {k: v.shape for k, v in broken.state_dict().items()}
+        broken.load_state_dict(i3zoo.inflate_state_dict(state_2d, target, mode="mean"))
+    images = torch.randn(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        error = relative_error(broken(boring_video(images, 8 if name in DENSENETS else 4)), model_2d(images))
+    if name in DENSENETS:
+        # every DenseNet convolution is one frame deep: padding never matters, mean == center
+        assert error <= TOLERANCE
+    else:
+        assert error > 1e-3
