@@ -18,7 +18,7 @@ from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained
 from torch import nn
 
 from .checkpoints import fetch_checkpoint, read_state_dict
-from .inflate import inflate_state_dict
+from .inflate import CheckpointMismatchError, inflate_state_dict
 from .registry import arch_tags
 
 __all__ = ["pretrained_cfg_from_torchvision", "resolve_cfg", "load_inflated_pretrained", "create_registered"]
@@ -93,10 +93,21 @@ def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *
         is_head = lambda key: key.startswith(classifier + ".")  # noqa: E731
         state_dict = {k: v for k, v in state_dict.items() if not is_head(k)}
         target = {k: v for k, v in target.items() if not is_head(k)}
-    inflated = inflate_state_dict(state_dict, target, model.inflation)
-    missing, unexpected = model.load_state_dict(inflated, strict=False)
+    try:
+        inflated = inflate_state_dict(state_dict, target, model.inflation)
+    except CheckpointMismatchError as e:
+        source = pretrained_cfg.get("file") or pretrained_cfg.get("url") or "the given state dict"
+        raise CheckpointMismatchError(f"{source} cannot fill {type(model).__name__}: {e}") from None
+    # copied tensors may share memory with the (memory-mapped) checkpoint; the model must own its weights
+    inflated = {k: v.clone() if v.dim() < 5 else v for k, v in inflated.items()}
+    on_meta = any(p.is_meta for p in model.parameters())
+    # assign=True: a model built on the meta device takes these tensors as its parameters, nothing is copied
+    missing, unexpected = model.load_state_dict(inflated, strict=False, assign=on_meta)
     # inflate_state_dict covered every key of `target`, so only a fresh head can be missing
-    assert not unexpected and all(k.startswith(classifier + ".") for k in missing), (missing, unexpected)
+    if unexpected or any(not k.startswith(classifier + ".") for k in missing):
+        raise RuntimeError(f"internal error: loading left keys missing {missing} / unexpected {unexpected}")
+    if fresh_head:
+        model.reset_classifier(model.num_classes)  # a fresh, really initialised classifier (never on meta)
     _logger.info("inflated %s (%s mode) from %s", pretrained_cfg.get("architecture"), model.inflation,
                  pretrained_cfg.get("file") or pretrained_cfg.get("url") or "a state dict")
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Union
+import contextlib
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,8 @@ class I3DNet(nn.Module):
     """
 
     classifier_name: str = "fc"
+    #: torchvision starts DenseNet classifiers with a zero bias, ResNet ones with nn.Linear's default
+    zero_classifier_bias: bool = False
     #: registered name (``i3resnet50``) of a public subclass; empty for the generic family classes
     arch_name: str = ""
     #: the torchvision 2D architecture the weights come from (``torchvision.models.get_model`` name)
@@ -68,6 +71,11 @@ class I3DNet(nn.Module):
 
     def reduction_path(self) -> Sequence[LayerSpec]:
         raise NotImplementedError
+
+    @staticmethod
+    def _construction_device(pretrained: bool):
+        """Build on the meta device when the weights will be loaded anyway: no wasted random initialisation."""
+        return torch.device("meta") if pretrained else contextlib.nullcontext()
 
     def _load_at_init(self, pretrained: bool, pretrained_cfg, pretrained_cfg_overlay, cache_dir) -> None:
         """Record the pretrained cfg (timm's ``model.pretrained_cfg``) and, if asked, inflate the 2D weights."""
@@ -116,6 +124,8 @@ class I3DNet(nn.Module):
         if global_pool is not None:
             self.global_pool = _check_global_pool(global_pool)
         head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        if num_classes and self.zero_classifier_bias:
+            nn.init.zeros_(head.bias)
         setattr(self, self.classifier_name, head)
 
     @torch.jit.ignore

@@ -32,8 +32,8 @@ class ModelFacts:
 
 
 def count_gflops(model: torch.nn.Module, clip: Sequence[int] = REFERENCE_CLIP) -> float:
-    """GFLOPs of one forward pass on a (1, C, *clip) input, counted by ``torch.utils.flop_counter``."""
-    x = torch.empty(1, model.in_chans, *clip, device="meta")
+    """GFLOPs of one forward pass on a (1, C, *clip) input (on the model's device; meta costs nothing)."""
+    x = torch.zeros(1, model.in_chans, *clip, device=next(model.parameters()).device)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     return counter.get_total_flops() / 1e9

@@ -119,6 +119,7 @@ class I3DenseNet(I3DNet):
     num_init_features: int = 64
     bn_size: int = 4
     classifier_name = "classifier"
+    zero_classifier_bias = True
 
     def __init__(
         self,
@@ -142,14 +143,21 @@ class I3DenseNet(I3DNet):
             inflation=inflation, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
             global_pool=global_pool,
         )
+        with self._construction_device(pretrained):
+            self._build(growth_rate, block_config, num_init_features, bn_size)
+        self._finish_init()
+        self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
+
+    def _build(self, growth_rate: Optional[int], block_config: Optional[Sequence[int]],
+               num_init_features: Optional[int], bn_size: Optional[int]) -> None:
         growth_rate = growth_rate or self.growth_rate
-        block_config = tuple(block_config or self.block_config)
+        self.block_config = block_config = tuple(block_config or self.block_config)
         num_features = num_init_features or self.num_init_features
         bn_size = bn_size or self.bn_size
         design, pad = DENSENET_DESIGN, self.temporal_padding
         pool0 = design.stem_pool
         self.features = nn.Sequential(OrderedDict([
-            ("conv0", InflatedConv3d(in_chans, num_features, design.stem_conv, temporal_padding=pad)),
+            ("conv0", InflatedConv3d(self.in_chans, num_features, design.stem_conv, temporal_padding=pad)),
             ("norm0", nn.BatchNorm3d(num_features)),
             ("relu0", nn.ReLU(inplace=True)),
             ("pool0", nn.MaxPool3d(pool0.kernel, pool0.stride, pool0.padding)),
@@ -170,10 +178,8 @@ class I3DenseNet(I3DNet):
         self.features.add_module("norm5", nn.BatchNorm3d(num_features))
         self.feature_info.append(dict(num_chs=num_features, reduction=reduction, module="features.norm5"))
         self.num_features = num_features
-        self.classifier = nn.Linear(num_features, num_classes) if num_classes else nn.Identity()
+        self.classifier = nn.Linear(num_features, self.num_classes) if self.num_classes else nn.Identity()
         self._init_weights()
-        self._finish_init()
-        self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
 
     def _init_weights(self) -> None:
         # torchvision's initialisation

@@ -124,9 +124,15 @@ class I3ResNet(I3DNet):
             inflation=inflation, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
             global_pool=global_pool,
         )
+        with self._construction_device(pretrained):
+            self._build(block_counts)
+        self._finish_init()
+        self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
+
+    def _build(self, block_counts: Optional[Sequence[int]]) -> None:
         self.block_counts = tuple(block_counts) if block_counts is not None else self.block_counts
         design, pad = RESNET_DESIGN, self.temporal_padding
-        self.conv1 = InflatedConv3d(in_chans, 64, design.stem_conv, temporal_padding=pad)
+        self.conv1 = InflatedConv3d(self.in_chans, 64, design.stem_conv, temporal_padding=pad)
         self.bn1 = nn.BatchNorm3d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d(design.stem_pool.kernel, design.stem_pool.stride, design.stem_pool.padding)
@@ -139,10 +145,8 @@ class I3ResNet(I3DNet):
                 dict(num_chs=planes * Bottleneck3d.expansion, reduction=4 * 2 ** (index - 1), module=f"layer{index}")
             )
         self.num_features = 512 * Bottleneck3d.expansion
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.fc = nn.Linear(self.num_features, self.num_classes) if self.num_classes else nn.Identity()
         self._init_weights()
-        self._finish_init()
-        self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
 
     def _make_layer(self, planes: int, count: int, stride: int) -> nn.Sequential:
         design, pad = RESNET_DESIGN, self.temporal_padding

@@ -81,6 +81,11 @@ def remap_legacy_densenet_keys(state_dict: Mapping[str, torch.Tensor]) -> Dict[s
     return remapped
 
 
+def _first(keys: Sequence[str], count: int = 10) -> str:
+    shown = "; ".join(keys[:count])
+    return shown + (f"; ... and {len(keys) - count} more" if len(keys) > count else "")
+
+
 ShapeLike = Union[torch.Size, Sequence[int]]
 
 
@@ -132,12 +137,11 @@ def inflate_state_dict(
             misshaped.append(f"{key}: checkpoint {src_shape}, model {shape}")
 
     if missing or unexpected or misshaped:
-        parts = []
-        if missing:
-            parts.append(f"missing from the checkpoint: {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected in the checkpoint: {', '.join(unexpected)}")
-        if misshaped:
-            parts.append(f"shapes that do not fit: {'; '.join(misshaped)}")
+        parts = [
+            f"{what} ({len(keys)}): {_first(keys)}"
+            for what, keys in (("missing from the checkpoint", missing), ("unexpected in the checkpoint", unexpected),
+                               ("shapes that do not fit", misshaped))
+            if keys
+        ]
         raise CheckpointMismatchError("the 2D checkpoint does not fit the 3D model -- " + " | ".join(parts))
     return inflated
