@@ -124,6 +124,9 @@ def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Modul
     model = model_cls(pretrained=pretrained, **kwargs)
     if features_only:
         pretrained_cfg = model.pretrained_cfg
-        model = FeatureListNet(model, out_indices=out_indices, flatten_sequential=True)
+        stages = len(model.feature_info)
+        if not all(isinstance(i, int) and -stages <= i < stages for i in out_indices):
+            raise ValueError(f"out_indices must be stage indices in range({stages}); got {tuple(out_indices)}")
+        model = FeatureListNet(model, out_indices=out_indices, flatten_sequential=model.feature_flatten_sequential)
         model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
     return model

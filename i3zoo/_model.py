@@ -33,14 +33,30 @@ def _check_global_pool(global_pool: str) -> str:
 
 
 class I3DNet(nn.Module):
-    """Base of the inflated networks: input checks, head, classifier reset, gradient checkpointing.
+    """Base of the inflated networks: arguments, construction-time inflation, input checks, head.
 
-    Subclasses build ``self`` in torchvision's module names, set ``num_features`` and the classifier
-    attribute named by ``classifier_name``, and give ``reduction_path()``: the layers that change the clip
-    size, from which the minimum input and the reductions are derived.
+    Subclasses create their layers in ``_build`` (in torchvision's module names, setting ``num_features``
+    and the classifier attribute named by ``classifier_name``) and give ``reduction_path()``: the layers
+    that change the clip size, from which the minimum input and the reductions are derived.
+
+    Args:
+        pretrained: fill the network from the 2D ImageNet weights (named models such as I3ResNet50 only).
+        inflation: ``"center"`` or ``"mean"``; also decides the temporal padding (zeros / replicate).
+        num_classes: classifier outputs; other than 1000 keeps the inflated backbone and starts a fresh
+            classifier; 0 leaves no classifier (``forward`` returns pooled features).
+        in_chans: input channels; other than 3 adapts the first 2D kernel as timm does, then inflates it.
+        drop_rate: dropout before the classifier.
+        global_pool: ``"avg"`` (the 2D network's, keeps the equivalence) or ``"max"``, over T, H and W.
+        pretrained_cfg: a weight tag (``"tv2_in1k"``) or a timm ``PretrainedCfg`` / dict naming the source.
+        pretrained_cfg_overlay: overrides of the source, e.g. ``dict(file="resnet50.pth")`` or
+            ``dict(url="https://...")``.
+        cache_dir: where downloads go, instead of torch.hub's checkpoint folder.
+        **architecture: the family's own hyper-parameters (``block_counts`` / ``growth_rate`` ...).
     """
 
     classifier_name: str = "fc"
+    #: whether timm's FeatureListNet must look inside top-level Sequentials to find feature_info's modules
+    feature_flatten_sequential: bool = False
     #: torchvision starts DenseNet classifiers with a zero bias, ResNet ones with nn.Linear's default
     zero_classifier_bias: bool = False
     #: registered name (``i3resnet50``) of a public subclass; empty for the generic family classes
@@ -48,9 +64,23 @@ class I3DNet(nn.Module):
     #: the torchvision 2D architecture the weights come from (``torchvision.models.get_model`` name)
     torchvision_arch: str = ""
 
-    def _init_common(
-        self, *, inflation: str, num_classes: int, in_chans: int, drop_rate: float, global_pool: str
+    def __init__(
+        self,
+        *,
+        pretrained: bool = False,
+        inflation: str = "center",
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
+        pretrained_cfg=None,
+        pretrained_cfg_overlay=None,
+        cache_dir=None,
+        **architecture: Any,
     ) -> None:
+        super().__init__()
+        if pretrained and not self.arch_name:
+            raise ValueError(f"pretrained=True needs a named model such as I3ResNet50, not {type(self).__name__}")
         self.inflation = check_inflation_mode(inflation)
         self.temporal_padding = temporal_padding_mode(inflation)
         self.num_classes = _check_count("num_classes", num_classes, 0)
@@ -60,6 +90,15 @@ class I3DNet(nn.Module):
         self.drop_rate = float(drop_rate)
         self.global_pool = _check_global_pool(global_pool)
         self.grad_checkpointing = False
+        # built on the meta device when the weights will be loaded anyway: no wasted random initialisation
+        with torch.device("meta") if pretrained else contextlib.nullcontext():
+            self._build(**architecture)
+        self._finish_init()
+        self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
+
+    def _build(self, **architecture: Any) -> None:
+        """Create the layers (in torchvision's names), ``num_features``, the classifier and ``feature_info``."""
+        raise NotImplementedError
 
     def _finish_init(self) -> None:
         path = self.reduction_path()
@@ -72,16 +111,9 @@ class I3DNet(nn.Module):
     def reduction_path(self) -> Sequence[LayerSpec]:
         raise NotImplementedError
 
-    @staticmethod
-    def _construction_device(pretrained: bool):
-        """Build on the meta device when the weights will be loaded anyway: no wasted random initialisation."""
-        return torch.device("meta") if pretrained else contextlib.nullcontext()
-
     def _load_at_init(self, pretrained: bool, pretrained_cfg, pretrained_cfg_overlay, cache_dir) -> None:
         """Record the pretrained cfg (timm's ``model.pretrained_cfg``) and, if asked, inflate the 2D weights."""
         if not self.arch_name:
-            if pretrained:
-                raise ValueError(f"pretrained=True needs a named model such as I3ResNet50, not {type(self).__name__}")
             self.pretrained_cfg = self.default_cfg = {}
             return
         self.pretrained_cfg = self.default_cfg = resolve_cfg(self.arch_name, pretrained_cfg, pretrained_cfg_overlay)

@@ -110,8 +110,7 @@ class I3DenseNet(I3DNet):
 
     Args:
         growth_rate, block_config, num_init_features, bn_size: torchvision's DenseNet hyper-parameters, set
-            by the public subclasses.
-        Every other argument is as for :class:`i3zoo.I3ResNet`.
+            by the named subclasses. Every other (keyword) argument is :class:`i3zoo._model.I3DNet`'s.
     """
 
     growth_rate: int = 32
@@ -119,37 +118,11 @@ class I3DenseNet(I3DNet):
     num_init_features: int = 64
     bn_size: int = 4
     classifier_name = "classifier"
+    feature_flatten_sequential = True  # feature_info names modules inside `features`
     zero_classifier_bias = True
 
-    def __init__(
-        self,
-        growth_rate: Optional[int] = None,
-        block_config: Optional[Sequence[int]] = None,
-        num_init_features: Optional[int] = None,
-        bn_size: Optional[int] = None,
-        *,
-        pretrained: bool = False,
-        inflation: str = "center",
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        global_pool: str = "avg",
-        pretrained_cfg=None,
-        pretrained_cfg_overlay=None,
-        cache_dir=None,
-    ) -> None:
-        super().__init__()
-        self._init_common(
-            inflation=inflation, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-            global_pool=global_pool,
-        )
-        with self._construction_device(pretrained):
-            self._build(growth_rate, block_config, num_init_features, bn_size)
-        self._finish_init()
-        self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
-
-    def _build(self, growth_rate: Optional[int], block_config: Optional[Sequence[int]],
-               num_init_features: Optional[int], bn_size: Optional[int]) -> None:
+    def _build(self, growth_rate: Optional[int] = None, block_config: Optional[Sequence[int]] = None,
+               num_init_features: Optional[int] = None, bn_size: Optional[int] = None) -> None:
         growth_rate = growth_rate or self.growth_rate
         self.block_config = block_config = tuple(block_config or self.block_config)
         num_features = num_init_features or self.num_init_features
@@ -198,7 +171,8 @@ class I3DenseNet(I3DNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> (N, num_features, T/8, H/32, W/32) (sizes rounded down), after the final ReLU."""
-        x = self._run_stages(x, list(self.features))
+        stem, rest = self.features[:4], list(self.features)[4:]  # conv0..pool0 as one stage: relu0 is in-place
+        x = self._run_stages(x, [stem] + rest)
         return F.relu(x)
 
     def group_matcher(self, coarse: bool = False):

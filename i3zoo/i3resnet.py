@@ -88,48 +88,16 @@ class I3ResNet(I3DNet):
     """A Bottleneck ResNet inflated to 3D. Input (N, C, T, H, W), output (N, num_classes).
 
     Args:
-        block_counts: blocks per stage, e.g. (3, 4, 6, 3) for ResNet-50. Set by the public subclasses.
-        pretrained: fill the network from the 2D ImageNet weights (public subclasses only).
-        inflation: ``"center"`` or ``"mean"``; also decides the temporal padding (zeros / replicate).
-        num_classes: classifier outputs; other than 1000 keeps the inflated backbone and starts a fresh
-            classifier; 0 leaves no classifier (``forward`` returns pooled features).
-        in_chans: input channels; other than 3 adapts the first kernel as timm does.
-        drop_rate: dropout before the classifier.
-        global_pool: ``"avg"`` (the 2D network's, keeps the equivalence) or ``"max"``, over T, H and W.
-        pretrained_cfg: a tag (``"tv_in1k"``) or a timm ``PretrainedCfg`` / dict naming the 2D source.
-        pretrained_cfg_overlay: overrides of the source, e.g. ``dict(file="resnet50.pth")`` or
-            ``dict(url="https://...")``.
-        cache_dir: where downloads go, instead of ``torch.hub``'s checkpoint folder.
+        block_counts: blocks per stage, e.g. (3, 4, 6, 3) for ResNet-50; set by the named subclasses.
+        Every other (keyword) argument is :class:`i3zoo._model.I3DNet`'s: ``pretrained``, ``inflation``,
+        ``num_classes``, ``in_chans``, ``drop_rate``, ``global_pool``, ``pretrained_cfg``,
+        ``pretrained_cfg_overlay``, ``cache_dir``.
     """
 
     block_counts: Tuple[int, int, int, int] = (0, 0, 0, 0)
     classifier_name = "fc"
 
-    def __init__(
-        self,
-        block_counts: Optional[Sequence[int]] = None,
-        *,
-        pretrained: bool = False,
-        inflation: str = "center",
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        global_pool: str = "avg",
-        pretrained_cfg=None,
-        pretrained_cfg_overlay=None,
-        cache_dir=None,
-    ) -> None:
-        super().__init__()
-        self._init_common(
-            inflation=inflation, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-            global_pool=global_pool,
-        )
-        with self._construction_device(pretrained):
-            self._build(block_counts)
-        self._finish_init()
-        self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
-
-    def _build(self, block_counts: Optional[Sequence[int]]) -> None:
+    def _build(self, block_counts: Optional[Sequence[int]] = None) -> None:
         self.block_counts = tuple(block_counts) if block_counts is not None else self.block_counts
         design, pad = RESNET_DESIGN, self.temporal_padding
         self.conv1 = InflatedConv3d(self.in_chans, 64, design.stem_conv, temporal_padding=pad)

@@ -134,6 +134,31 @@ def test_pth_file_wrapped_in_state_dict_key_loads(tmp_path, from_pth, checkpoint
     _assert_same_state(model, from_pth)
 
 
+def test_half_precision_checkpoint_gives_a_float32_model(tmp_path, from_pth, checkpoint_2d):
+    full = i3zoo.read_state_dict(checkpoint_2d("i3resnet50"))
+    half = {k: v.half() if v.is_floating_point() else v for k, v in full.items()}
+    path = tmp_path / "resnet50-half.pth"
+    torch.save(half, path)
+    model = i3zoo.create_model("i3resnet50", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    reference = from_pth.state_dict()
+    for key, value in model.state_dict().items():
+        assert value.dtype == reference[key].dtype, key
+    assert torch.equal(model.bn1.running_var, half["bn1.running_var"].float())
+    assert torch.equal(model.conv1.weight[:, :, 1], half["conv1.weight"].float())
+
+
+def test_model_owns_its_weights_after_the_file_changes(tmp_path, from_pth, checkpoint_2d):
+    """Checkpoints are memory-mapped while they are read; the model must not keep views into the file."""
+    path = tmp_path / "resnet50-mmap.pth"
+    shutil.copyfile(checkpoint_2d("i3resnet50"), path)
+    model = i3zoo.create_model("i3resnet50", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # overwrite in place, same size
+        f.write(b"\x00" * size)
+    _assert_same_state(model, from_pth)
+
+
 # --- (b) download into torch.hub's cache, then reuse ------------------------------------------------------
 
 

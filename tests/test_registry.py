@@ -285,7 +285,7 @@ def test_explicit_class_fills_the_same_weights_as_create_model(checkpoint_2d, re
 
 def test_generic_family_class_refuses_pretrained():
     with pytest.raises(ValueError, match="I3ResNet50"):
-        i3zoo.I3ResNet((3, 4, 6, 3), pretrained=True)
+        i3zoo.I3ResNet(block_counts=(3, 4, 6, 3), pretrained=True)
 
 
 # --- the timm surface --------------------------------------------------------------------------------------
@@ -375,3 +375,19 @@ def test_set_grad_checkpointing_same_output_and_gradients(surface_model):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     model.set_grad_checkpointing(False)
     assert not model.grad_checkpointing
+
+
+def test_pretrained_model_is_real_and_trainable(reference):
+    model = copy.deepcopy(reference).train()
+    tensors = list(model.parameters()) + list(model.buffers())
+    assert not any(t.is_meta for t in tensors)
+    assert all(p.requires_grad for p in model.parameters())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model.layer4[0].conv2.weight.detach().clone()
+    out = model(_clip())
+    torch.nn.functional.cross_entropy(out, torch.tensor([1, 2])).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    optimizer.step()
+    assert not torch.equal(model.layer4[0].conv2.weight, before)
+    # BatchNorm updated its running statistics in train mode; the reference model is untouched
+    assert not torch.equal(model.bn1.running_mean, reference.bn1.running_mean)
