@@ -10,15 +10,17 @@ so that ``I3ResNet50(pretrained=True)`` works without a factory) and adapt heads
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
 
 import torch
-from timm.models import FeatureListNet, adapt_input_conv
+from timm.models import FeatureListNet, adapt_input_conv, get_pretrained_cfg
 from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
 from torch import nn
 
-from .checkpoints import fetch_checkpoint, read_state_dict
+from .checkpoints import fetch_checkpoint, read_state_dict, sha256_of
 from .inflate import CheckpointMismatchError, inflate_state_dict
+from .published import PUBLISHED
 from .registry import arch_tags
 
 __all__ = ["pretrained_cfg_from_torchvision", "resolve_cfg", "load_inflated_pretrained", "create_registered"]
@@ -59,34 +61,43 @@ def resolve_cfg(arch_name: str, pretrained_cfg=None, pretrained_cfg_overlay=None
     return resolve_pretrained_cfg(arch_name, pretrained_cfg, pretrained_cfg_overlay).to_dict()
 
 
-def load_2d_state_dict(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Dict[str, torch.Tensor]:
-    """Read the 2D weights a cfg points at: an in-memory ``state_dict``, a ``file``, or a ``url``."""
+def load_2d_state_dict(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Tuple[Dict[str, torch.Tensor], Dict]:
+    """Read the 2D weights a cfg points at (an in-memory ``state_dict``, a ``file`` or a ``url``).
+
+    Returns the state dict and a record of its source: ``url`` or file ``name`` (never a local path, which
+    would leak into exported configs), ``sha256``, and the local ``path`` under a private key.
+    """
     if pretrained_cfg.get("state_dict") is not None:
-        return dict(pretrained_cfg["state_dict"])
+        return dict(pretrained_cfg["state_dict"]), {"kind": "state_dict"}
     if pretrained_cfg.get("file"):
-        return read_state_dict(pretrained_cfg["file"])
+        path = Path(pretrained_cfg["file"])
+        state_dict = read_state_dict(path)
+        return state_dict, {"kind": "file", "name": path.name, "sha256": sha256_of(path), "_path": str(path)}
     if pretrained_cfg.get("url"):
-        return read_state_dict(fetch_checkpoint(pretrained_cfg["url"], cache_dir=cache_dir))
+        path = fetch_checkpoint(pretrained_cfg["url"], cache_dir=cache_dir)
+        return read_state_dict(path), {"kind": "url", "url": pretrained_cfg["url"], "sha256": sha256_of(path),
+                                       "_path": str(path)}
     raise ValueError(
         f"no 2D weights are known for {pretrained_cfg.get('architecture')!r}: give "
         "pretrained_cfg_overlay=dict(file=PATH) or dict(url=URL)"
     )
 
 
-def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> None:
-    """Fill ``model`` (an ``I3DNet``) from the 2D weights ``pretrained_cfg`` names, inflated in its mode.
+def fill_model(model: nn.Module, state_dict: Dict[str, torch.Tensor], pretrained_cfg: Dict[str, Any],
+               *, source: str) -> None:
+    """Load a 2D state dict (inflated on the way) or a pre-inflated 3D one into ``model``, strictly.
 
-    ``in_chans != 3`` adapts the 2D first kernel as timm does before inflating it; a ``num_classes`` other
-    than the source's keeps the model's freshly initialised classifier.
+    ``in_chans != 3`` adapts a 2D first kernel as timm does before inflating it; a ``num_classes`` other than
+    the source's keeps the model's classifier freshly initialised. ``source`` names the weights in errors.
     """
-    state_dict = load_2d_state_dict(pretrained_cfg, cache_dir=cache_dir)
     # inflate in the model's precision: W / t of a float32 kernel is exact to float64's last digit only if the
     # division happens in float64 (a model built under torch.set_default_dtype(torch.float64))
     dtype = next(model.parameters()).dtype
     state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
     first_conv, classifier = pretrained_cfg["first_conv"], pretrained_cfg["classifier"]
-    if model.in_chans != 3 and f"{first_conv}.weight" in state_dict:
-        state_dict[f"{first_conv}.weight"] = adapt_input_conv(model.in_chans, state_dict[f"{first_conv}.weight"])
+    first_kernel = state_dict.get(f"{first_conv}.weight")
+    if model.in_chans != 3 and first_kernel is not None and first_kernel.dim() == 4:
+        state_dict[f"{first_conv}.weight"] = adapt_input_conv(model.in_chans, first_kernel)
     target = {k: v.shape for k, v in model.state_dict().items()}
     fresh_head = model.num_classes != pretrained_cfg.get("num_classes", 1000)
     if fresh_head:
@@ -94,12 +105,14 @@ def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *
         state_dict = {k: v for k, v in state_dict.items() if not is_head(k)}
         target = {k: v for k, v in target.items() if not is_head(k)}
     try:
+        # for pre-inflated weights every shape already fits: this is then a strict, named copy
         inflated = inflate_state_dict(state_dict, target, model.inflation)
     except CheckpointMismatchError as e:
-        source = pretrained_cfg.get("file") or pretrained_cfg.get("url") or "the given state dict"
         raise CheckpointMismatchError(f"{source} cannot fill {type(model).__name__}: {e}") from None
-    # copied tensors may share memory with the (memory-mapped) checkpoint; the model must own its weights
-    inflated = {k: v.clone() if v.dim() < 5 else v for k, v in inflated.items()}
+    # tensors copied unchanged may be views into a memory-mapped file, at addresses that are not 64-byte
+    # aligned (safetensors); fresh copies are owned and aligned, which also keeps oneDNN's kernel choice,
+    # and so the outputs, identical to a model filled any other way
+    inflated = {k: v.clone() if v is state_dict.get(k) else v for k, v in inflated.items()}
     on_meta = any(p.is_meta for p in model.parameters())
     # assign=True: a model built on the meta device takes these tensors as its parameters, nothing is copied
     missing, unexpected = model.load_state_dict(inflated, strict=False, assign=on_meta)
@@ -108,8 +121,42 @@ def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *
         raise RuntimeError(f"internal error: loading left keys missing {missing} / unexpected {unexpected}")
     if fresh_head:
         model.reset_classifier(model.num_classes)  # a fresh, really initialised classifier (never on meta)
-    _logger.info("inflated %s (%s mode) from %s", pretrained_cfg.get("architecture"), model.inflation,
-                 pretrained_cfg.get("file") or pretrained_cfg.get("url") or "a state dict")
+
+
+def _registered_source_overridden(pretrained_cfg: Dict[str, Any]) -> bool:
+    registered = get_pretrained_cfg(f"{pretrained_cfg.get('architecture')}.{pretrained_cfg.get('tag')}")
+    return bool(pretrained_cfg.get("file") or pretrained_cfg.get("state_dict") is not None
+                or registered is None or pretrained_cfg.get("url") != registered.url)
+
+
+def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> None:
+    """Fill ``model`` (an ``I3DNet``) with the weights ``pretrained_cfg`` names.
+
+    In order: pre-inflated weights named by the cfg (``hf-hub:`` / ``local-dir:`` models); a published Hub
+    copy of a registered tag (if the Hub answers; otherwise, saying so, ...); the 2D source, inflated.
+    """
+    from . import hub
+
+    if pretrained_cfg.get("source") in ("hf-hub", "local-dir"):
+        state_dict, info = hub.read_preinflated(pretrained_cfg, cache_dir=cache_dir)
+        hub.check_inflation(info, model)
+        fill_model(model, state_dict, pretrained_cfg, source=info["source"])
+        model.source_2d = info.get("source_2d") or {}
+        return
+    name = f"{pretrained_cfg.get('architecture')}.{pretrained_cfg.get('tag')}"
+    published = PUBLISHED.get(name)
+    if published and published.inflation == model.inflation and not _registered_source_overridden(pretrained_cfg):
+        loaded = hub.read_published(name, published, cache_dir=cache_dir)
+        if loaded is not None:
+            state_dict, info = loaded
+            fill_model(model, state_dict, pretrained_cfg, source=info["source"])
+            model.source_2d = info.get("source_2d") or {}
+            return
+    state_dict, source_2d = load_2d_state_dict(pretrained_cfg, cache_dir=cache_dir)
+    source = source_2d.get("url") or pretrained_cfg.get("file") or "the given state dict"
+    fill_model(model, state_dict, pretrained_cfg, source=source)
+    model.source_2d = dict(source_2d, tag=pretrained_cfg.get("tag"))
+    _logger.info("inflated %s (%s mode) from %s", name, model.inflation, source)
 
 
 def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Module:

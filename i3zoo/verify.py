@@ -168,3 +168,61 @@ def state_dict_for(name: str, choice: WeightChoice) -> Dict[str, torch.Tensor]:
     if choice.kind == "imagenet":
         return read_state_dict(choice.path)
     return seeded_2d_state_dict(torchvision_arch_of(name))
+
+
+def _head_free_2d(model_2d: torch.nn.Module) -> torch.nn.Module:
+    """The torchvision model with its classifier replaced by the identity: its output is the pooled features."""
+    for attr in ("fc", "classifier"):
+        if hasattr(model_2d, attr):
+            setattr(model_2d, attr, torch.nn.Identity())
+    return model_2d
+
+
+def measure_equivalence(
+    model: torch.nn.Module,
+    state_dict_2d: Optional[Dict[str, torch.Tensor]] = None,
+    *,
+    size: int = 64,
+    count: int = 2,
+) -> Dict[str, object]:
+    """Boring-video error of an inflated model against its 2D source, in float64, for the record.
+
+    The 2D weights are ``state_dict_2d`` or the file the model was inflated from (``model.source_2d``).
+    Logits are compared when the model keeps the source's 1000-way classifier, pooled features otherwise.
+    Clip lengths: the model's minimum T and 16.
+    """
+    import copy
+
+    if model.in_chans != 3:
+        return {"measured": False, "why": "in_chans != 3: the 2D source takes 3 channels"}
+    if state_dict_2d is None:
+        path = (getattr(model, "source_2d", None) or {}).get("_path")
+        if not path:
+            return {"measured": False, "why": "the model was not inflated from a 2D file in this session"}
+        state_dict_2d = read_state_dict(path)
+    model_2d = torchvision.models.get_model(model.torchvision_arch, weights=None)
+    model_2d.load_state_dict(state_dict_2d)
+    compare_logits = model.num_classes == 1000
+    if not compare_logits:
+        model_2d = _head_free_2d(model_2d)
+    model_2d = model_2d.eval().double()
+    model_3d = copy.deepcopy(model).eval().double()
+    images = synthetic_images(count=count, size=size).double()
+    frames = sorted({model.min_input_size[0], 16})
+    with torch.no_grad():
+        reference = model_2d(images)
+        worst_abs = 0.0
+        for t in frames:
+            clip = images.unsqueeze(2).expand(-1, -1, t, -1, -1)
+            output = model_3d(clip) if compare_logits else model_3d.forward_head(model_3d.forward_features(clip),
+                                                                                   pre_logits=True)
+            worst_abs = max(worst_abs, (output - reference).abs().max().item())
+    return {
+        "measured": True,
+        "compared": "logits" if compare_logits else "pooled features",
+        "dtype": "float64",
+        "frames": frames,
+        "input": f"{count} synthetic images, {size}x{size}",
+        "max_abs": worst_abs,
+        "max_rel": worst_abs / reference.abs().max().item(),
+    }

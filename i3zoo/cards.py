@@ -1,0 +1,166 @@
+"""Model cards: one template per family (``card_templates/``), filled with measured facts.
+
+``render_card`` writes the card of one ``arch.tag``: YAML front matter for the Hugging Face Hub
+(``library_name: i3zoo``, license, tags, datasets, ``pipeline_tag: video-classification``, ``base_model``)
+and the sections model details, usage, equivalence and citation. ``write_committed_cards`` regenerates the
+cards in ``model_cards/`` (a test fails if the committed ones differ).
+"""
+
+from __future__ import annotations
+
+import string
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from .facts import model_facts
+from .registry import list_models
+
+__all__ = ["render_card", "card_equivalence", "write_committed_cards", "base_model_id"]
+
+# below this the measured relative error is float64 round-off; committed cards state the bound, not the
+# last digits, which differ between CPUs
+ROUNDOFF_BOUND = 1e-12
+
+_INFLATION_RULES = {
+    "center": "the centre temporal tap of every kernel holds the 2D kernel, the others are zero "
+              "(Detect-and-Track, Girdhar et al. 2018); temporal padding is zeros",
+    "mean": "every temporal tap holds the 2D kernel divided by the number of taps (I3D's replicate and "
+            "rescale); temporal padding replicates the edge frames",
+}
+
+
+def base_model_id(arch: str, tag: str) -> str:
+    """The Hub id of the 2D source (timm hosts torchvision's weights as ``timm/<arch>.<tag>``)."""
+    from .verify import torchvision_arch_of
+
+    return f"timm/{torchvision_arch_of(arch)}.{tag}"
+
+
+def _front_matter(arch: str, tag: str, license: str) -> str:
+    from huggingface_hub import ModelCardData
+
+    family = "resnet" if arch.startswith("i3resnet") else "densenet"
+    data = ModelCardData(
+        library_name="i3zoo",
+        license=license,
+        tags=["video-classification", "i3d", "inflated", "timm", family, "pytorch"],
+        datasets=["imagenet-1k"],
+        pipeline_tag="video-classification",
+        base_model=base_model_id(arch, tag),
+    )
+    return f"---\n{data.to_yaml()}\n---"
+
+
+def _equivalence_text(equivalence: Dict[str, Any], *, bound_only: bool) -> str:
+    if not equivalence.get("measured"):
+        return f"Not measured for these weights: {equivalence.get('why', 'unknown')}."
+    rel = equivalence["max_rel"]
+    shown = f"≤ {ROUNDOFF_BOUND:g}" if bound_only and rel <= ROUNDOFF_BOUND else f"{rel:.2e}"
+    frames = " and ".join(str(t) for t in equivalence["frames"])
+    return (
+        f"Shown a boring video (one image repeated T times), this model gives the 2D network's "
+        f"{equivalence['compared']} on the image. Measured by `i3zoo` in {equivalence['dtype']} on "
+        f"{equivalence['input']}, T = {frames}, with {equivalence.get('weights', 'these weights')}: "
+        f"largest relative error (max |3D − 2D| / max |2D|) **{shown}**."
+    )
+
+
+def render_card(
+    model_id: str,
+    *,
+    inflation: str,
+    num_classes: int,
+    equivalence: Dict[str, Any],
+    source_2d: Optional[Dict[str, Any]] = None,
+    bound_only: bool = False,
+) -> str:
+    """The model card (README.md) of ``model_id`` = ``arch.tag``."""
+    from timm.models import get_pretrained_cfg
+
+    arch, tag = model_id.split(".", 1)
+    cfg = get_pretrained_cfg(model_id)
+    facts = model_facts(arch)
+    torchvision_name = base_model_id(arch, tag).split("/", 1)[1].split(".")[0]
+    title = torchvision_name.replace("resnet", "ResNet-").replace("densenet", "DenseNet-")
+    source_2d = source_2d or {}
+    sha = source_2d.get("sha256")
+    if source_2d.get("kind") == "file":
+        source_line = f"local file `{source_2d['name']}` (sha256 `{sha}`), given in place of `{cfg.url}`"
+    else:
+        source_line = f"`{source_2d.get('url') or cfg.url}`" + (
+            f" (sha256 `{sha}`)" if sha else " (sha256 prefix in the file name, checked on load)")
+    mt, mh, mw = facts.min_input_size
+    guarantee = (
+        "**Equivalence guarantee.** Shown a video whose frames all equal one image, the 3D model gives the 2D "
+        f"model's output on that image, for any T ≥ {mt} and any frame size ≥ {mh}×{mw}."
+        if num_classes == cfg.num_classes else
+        f"The backbone is inflated from the 2D source; the {num_classes}-way classifier is new."
+    )
+    template = resources.files("i3zoo").joinpath(f"card_templates/{arch.rstrip('0123456789')}.md").read_text()
+    return string.Template(template).substitute(
+        front_matter=_front_matter(arch, tag, cfg.license or "other"),
+        name=model_id,
+        arch=arch,
+        arch_title=title,
+        arch_2d=f"`{torchvision_name}`",
+        source_weights=(cfg.notes or [""])[0].removeprefix("2D source: torchvision ").split(" (")[0],
+        params=f"{facts.params / 1e6:.1f} M",
+        gflops=f"{facts.gflops:.1f}",
+        min_input=f"{mt} × {mh} × {mw}",
+        temporal_reduction=facts.temporal_reduction,
+        spatial_reduction=facts.spatial_reduction,
+        num_classes=num_classes,
+        inflation=inflation,
+        inflation_rule=_INFLATION_RULES[inflation],
+        source_line=source_line,
+        license=cfg.license or "other",
+        guarantee=guarantee,
+        model_id=model_id,
+        hub_tag_arg=f', pretrained_cfg="{tag}"' if tag != list_models_default_tag(arch) else "",
+        equivalence=_equivalence_text(equivalence, bound_only=bound_only),
+    )
+
+
+def list_models_default_tag(arch: str) -> str:
+    from .registry import arch_tags
+
+    return arch_tags(arch)[0]
+
+
+def card_equivalence(model_id: str, inflation: str = "center") -> Dict[str, Any]:
+    """The equivalence figure for a committed card: seeded random 2D weights (no download), float64 model."""
+    from .registry import create_model
+    from .verify import measure_equivalence, seeded_2d_state_dict, torchvision_arch_of
+
+    arch = model_id.split(".", 1)[0]
+    state_dict = seeded_2d_state_dict(torchvision_arch_of(arch))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # inflate in float64: the figure is then round-off only
+    try:
+        model = create_model(model_id, pretrained=True, inflation=inflation,
+                             pretrained_cfg_overlay=dict(state_dict=state_dict))
+    finally:
+        torch.set_default_dtype(previous)
+    result = measure_equivalence(model, state_dict)
+    result["weights"] = "seeded random 2D weights with randomized BatchNorm statistics (the card is generated offline)"
+    return result
+
+
+def committed_card(model_id: str) -> str:
+    """The card committed in ``model_cards/`` for a registered ``arch.tag`` (default inflation, 1000 classes)."""
+    return render_card(model_id, inflation="center", num_classes=1000, equivalence=card_equivalence(model_id),
+                       bound_only=True)
+
+
+def write_committed_cards(folder: Path) -> List[Path]:
+    """(Re)write ``folder/<arch.tag>.md`` for every registered tag; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for model_id in list_models(pretrained=True):
+        path = folder / f"{model_id}.md"
+        path.write_text(committed_card(model_id), encoding="utf-8")
+        paths.append(path)
+    return paths
