@@ -197,8 +197,12 @@ def push_to_hub(
 
 def upload_saved(folder, repo_id: str, *, token=None, private=False, revision=None,
                  commit_message="Add i3zoo pre-inflated weights", endpoint=None):
-    """Upload a ``save_pretrained`` folder in one commit, creating the repo and branch if needed."""
-    from huggingface_hub import HfApi
+    """Upload a ``save_pretrained`` folder in one commit, creating the repo and branch if needed.
+
+    ``create_commit`` with the folder's files, not ``upload_folder``: the latter may split a large upload
+    into several commits ("... (part 2)"), and a variant must land whole or not at all.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     from . import __version__
 
@@ -206,5 +210,7 @@ def upload_saved(folder, repo_id: str, *, token=None, private=False, revision=No
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     if revision:
         api.create_branch(repo_id, branch=revision, exist_ok=True)
-    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    operations = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in files]
+    return api.create_commit(repo_id=repo_id, operations=operations, revision=revision,
                              commit_message=commit_message)
