@@ -133,17 +133,13 @@ def list_models_default_tag(arch: str) -> str:
 def card_equivalence(model_id: str, inflation: str = "center") -> Dict[str, Any]:
     """The equivalence figure for a committed card: seeded random 2D weights (no download), float64 model."""
     from .registry import create_model
-    from .verify import measure_equivalence, seeded_2d_state_dict, torchvision_arch_of
+    from .verify import default_dtype, measure_equivalence, seeded_2d_state_dict, torchvision_arch_of
 
     arch = model_id.split(".", 1)[0]
     state_dict = seeded_2d_state_dict(torchvision_arch_of(arch))
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # inflate in float64: the figure is then round-off only
-    try:
+    with default_dtype(torch.float64):  # inflate in float64: the figure is then round-off only
         model = create_model(model_id, pretrained=True, inflation=inflation,
                              pretrained_cfg_overlay=dict(state_dict=state_dict))
-    finally:
-        torch.set_default_dtype(previous)
     result = measure_equivalence(model, state_dict)
     result["weights"] = "seeded random 2D weights with randomized BatchNorm statistics (the card is generated offline)"
     return result

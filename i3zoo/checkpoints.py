@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Dict, Optional, Union
 from urllib.parse import urlparse
 
 import torch
+from filelock import FileLock
 from torch.hub import HASH_REGEX, download_url_to_file, get_dir
 
 __all__ = ["CheckpointError", "read_state_dict", "expected_hash_prefix", "cached_path", "fetch_checkpoint",
@@ -86,30 +89,15 @@ def cached_path(url: str, cache_dir: Optional[PathLike] = None) -> Path:
     return folder / os.path.basename(urlparse(url).path)
 
 
-def _check_hash(path: Path, prefix: Optional[str], url: str) -> None:
-    if prefix is None:
-        return
-    actual = sha256_of(path)
-    if not actual.startswith(prefix):
-        raise CheckpointError(
-            f"cached file {path} does not match the hash known for {url}: expected a sha256 starting with "
-            f"{prefix}, got {actual}. It was not loaded; delete it and run again to download it anew."
-        )
+def _lock_for(path: Path) -> FileLock:
+    """An inter-process lock for ``path``, kept outside the cache so that the cache holds only checkpoints."""
+    folder = Path(tempfile.gettempdir()) / "i3zoo-locks"
+    folder.mkdir(exist_ok=True)
+    return FileLock(str(folder / (hashlib.sha1(str(path.resolve()).encode()).hexdigest() + ".lock")))
 
 
-def fetch_checkpoint(url: str, *, cache_dir: Optional[PathLike] = None, progress: bool = True) -> Path:
-    """Return a local, hash-checked copy of ``url``, downloading it (with a progress bar) if needed.
-
-    The expected hash is the sha256 prefix in the file name (torchvision's ``name-<hash>.pth``); it is checked
-    for a fresh download and for a file found in the cache alike. A download goes to a temporary name and is
-    moved into place only once complete and verified.
-    """
-    path = cached_path(url, cache_dir)
-    prefix = expected_hash_prefix(url)
-    if path.is_file():
-        _check_hash(path, prefix, url)
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _download(url: str, path: Path, prefix: Optional[str], progress: bool) -> None:
+    """Download to a temporary name beside ``path``; move it into place only once complete and verified."""
     try:
         download_url_to_file(url, str(path), hash_prefix=prefix, progress=progress)
     except RuntimeError as e:
@@ -123,4 +111,36 @@ def fetch_checkpoint(url: str, *, cache_dir: Optional[PathLike] = None, progress
             f"could not download {url}: {e}. Without network access, pass a local copy of the 2D weights with "
             "pretrained_cfg_overlay=dict(file=PATH)"
         ) from e
-    return path
+
+
+def fetch_checkpoint(url: str, *, cache_dir: Optional[PathLike] = None, progress: bool = True) -> Path:
+    """Return a local, hash-checked copy of ``url``, downloading it (with a progress bar) if needed.
+
+    The expected hash is the sha256 prefix in the file name (torchvision's ``name-<hash>.pth``); it is checked
+    for a fresh download and for a file found in the cache alike. A cached file that fails the check is never
+    loaded: it is downloaded anew once, and if that is not possible the error names the file, both hashes and
+    what to do. Downloads go to a temporary name and are moved into place only once complete and verified;
+    a file lock lets one process download while others wait for the finished file.
+    """
+    path = cached_path(url, cache_dir)
+    prefix = expected_hash_prefix(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock_for(path):
+        if not path.is_file():
+            _download(url, path, prefix, progress)
+            return path
+        actual = sha256_of(path) if prefix else None
+        if prefix is None or actual.startswith(prefix):
+            return path
+        try:
+            _download(url, path, prefix, progress)
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"cached file {path} does not match the hash known for {url}: expected a sha256 starting with "
+                f"{prefix}, got {actual}. It was not loaded, and downloading it anew failed ({e}). Delete the "
+                "file and run again once the URL can be reached, or pass a local copy of the 2D weights with "
+                "pretrained_cfg_overlay=dict(file=PATH)."
+            ) from None
+        warnings.warn(f"cached file {path} did not match the hash known for {url} (sha256 {actual}); "
+                      "it was downloaded anew", stacklevel=2)
+        return path

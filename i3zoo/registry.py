@@ -10,13 +10,12 @@ import difflib
 from typing import Any, Dict, List, Optional
 
 import timm
-from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
+from timm.models import get_arch_pretrained_cfgs, parse_model_name, split_model_name_tag
 from torch import nn
 
 __all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags"]
 
 MODULES = ("i3resnet", "i3densenet")  # the timm registry modules that hold i3zoo's models
-_SOURCE_PREFIXES = ("hf-hub:", "local-dir:")
 
 
 def list_models(filter: str = "", pretrained: bool = False) -> List[str]:
@@ -74,7 +73,8 @@ def create_model(
     Returns:
         The model, in train mode like any freshly created torch module; input (N, C, T, H, W).
     """
-    if not model_name.startswith(_SOURCE_PREFIXES):
+    source, _ = parse_model_name(model_name)  # timm's: a bare "org/name" or path gets a hint to use a prefix
+    if source is None:
         _check_name(model_name)
     return timm.create_model(model_name, pretrained=pretrained, pretrained_cfg_overlay=pretrained_cfg_overlay,
                              **kwargs)

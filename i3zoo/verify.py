@@ -6,6 +6,7 @@ Used by ``i3zoo verify``. The error is reported as max |y3d - y2d| (absolute) an
 
 from __future__ import annotations
 
+import contextlib
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,17 @@ __all__ = ["CheckResult", "WeightChoice", "choose_weights", "seeded_2d_state_dic
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    """Build models in ``dtype``: the inflation then runs in it (W / t in float64 is exact to round-off)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 @dataclass(frozen=True)
@@ -141,13 +153,9 @@ def boring_video_check(
         reference = model_2d(images)
     results = []
     for mode in modes:
-        default_dtype = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)  # build in `dtype`, so that the inflation itself runs in it
-        try:
+        with default_dtype(dtype):  # build in `dtype`, so that the inflation itself runs in it
             model_3d = create_model(name, pretrained=True, inflation=mode,
                                     pretrained_cfg_overlay=dict(state_dict=state_dict_2d)).eval()
-        finally:
-            torch.set_default_dtype(default_dtype)
         for t in frames:
             clip = images.unsqueeze(2).expand(-1, -1, t, -1, -1)
             with torch.no_grad():

@@ -7,6 +7,7 @@ file and loaded through the same code a user's download goes through.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 from typing import Callable, Dict
@@ -100,3 +101,14 @@ def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
 ALL_MODELS = i3zoo.list_models()
 RESNETS = [m for m in ALL_MODELS if m.startswith("i3resnet")]
 DENSENETS = [m for m in ALL_MODELS if m.startswith("i3densenet")]
+
+
+@contextlib.contextmanager
+def float64_default():
+    """Build models in float64, so the inflation itself runs in float64 (W / t is then exact)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)

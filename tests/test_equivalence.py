@@ -4,28 +4,17 @@ registered model, both inflation modes, two clip lengths and two spatial sizes, 
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 import torch
 
 import i3zoo
-from conftest import ALL_MODELS, DENSENETS, boring_video, relative_error, seeded_2d_model
+from conftest import ALL_MODELS, DENSENETS, boring_video, float64_default, relative_error, seeded_2d_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-6
 
-
-@contextlib.contextmanager
-def float64_default():
-    """Build models in float64, so the inflation itself runs in float64 (W / t is then exact)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def build(path: str, name: str, mode: str, checkpoint: Path) -> torch.nn.Module:

@@ -143,3 +143,30 @@ def test_min_input_size_matches_the_densenet_family(models):
     for arch in ("i3densenet161", "i3densenet169", "i3densenet201"):
         # the temporal/spatial reduction path is shared, so is the minimum
         assert i3zoo.create_model(arch).min_input_size == models["i3densenet121"].min_input_size
+
+
+# --- bad names and bad weight sources: (id, create_model arguments, exception, message fragments) -------
+
+def _bad_loads(tmp_path, checkpoint_2d):
+    return [
+        ("unknown-model", ("i3resnet5",), {}, ValueError, ["unknown model 'i3resnet5'", "i3resnet50"]),
+        ("unknown-tag", ("i3resnet50.in22k",), {}, ValueError, ["unknown pretrained tag 'in22k'", "tv2_in1k"]),
+        ("repo-without-prefix", ("org/i3resnet50",), {}, ValueError, ["'hf-hub:org/i3resnet50'", "local-dir:"]),
+        ("missing-file", ("i3resnet50",), dict(pretrained=True, pretrained_cfg_overlay=dict(
+            file=str(tmp_path / "gone.pth"))), FileNotFoundError, [str(tmp_path / "gone.pth")]),
+        ("directory-as-file", ("i3resnet50",), dict(pretrained=True, pretrained_cfg_overlay=dict(
+            file=str(tmp_path))), IsADirectoryError, [str(tmp_path), "directory"]),
+        ("checkpoint-of-another-arch", ("i3resnet50",), dict(pretrained=True, pretrained_cfg_overlay=dict(
+            file=str(checkpoint_2d("i3densenet121")))), i3zoo.CheckpointMismatchError,
+         ["i3densenet121.pth", "missing from the checkpoint", "conv1.weight", "unexpected in the checkpoint"]),
+        ("features-out-indices", ("i3resnet50",), dict(features_only=True, out_indices=(1, 7)), ValueError,
+         ["out_indices", "range(5)"]),
+    ]
+
+
+def test_bad_names_and_sources(tmp_path, checkpoint_2d):
+    for case_id, args, kwargs, error, fragments in _bad_loads(tmp_path, checkpoint_2d):
+        with pytest.raises(error) as info:
+            i3zoo.create_model(*args, **kwargs)
+        for fragment in fragments:
+            assert fragment in str(info.value), (case_id, fragment, str(info.value))
