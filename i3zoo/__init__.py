@@ -8,6 +8,7 @@ from .i3densenet import I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169,
 from .i3resnet import I3ResNet, I3ResNet50, I3ResNet101, I3ResNet152
 from . import facts
 from .hub import push_to_hub, save_pretrained
+from .inference import optimize_for_inference
 from .inflate import INFLATION_MODES, CheckpointMismatchError, inflate_conv_weight, inflate_state_dict
 from .registry import create_model, is_model, list_models, list_tags
 
@@ -19,5 +20,5 @@ __all__ = [
     "create_model", "list_models", "is_model", "list_tags",
     "INFLATION_MODES", "inflate_conv_weight", "inflate_state_dict",
     "CheckpointError", "CheckpointMismatchError", "read_state_dict",
-    "save_pretrained", "push_to_hub",
+    "save_pretrained", "push_to_hub", "optimize_for_inference",
 ]

@@ -1,0 +1,125 @@
+"""``optimize_for_inference``: a faster, eval-only copy of a model with the same call signature.
+
+BatchNorm is folded into the convolution it follows (torch's ``fuse_conv_bn_eval``), the weights can live in
+the channels-last 3D layout (what oneDNN and cuDNN prefer for Conv3d) and in bfloat16 (AMX units on recent
+CPUs, tensor cores on GPUs), and the result can be ``torch.compile``d. Input and output stay float32
+(N, C, T, H, W) -> (N, num_classes); the input check still runs first.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .layers import check_clip
+
+__all__ = ["optimize_for_inference", "InferenceModel", "conv_bn_pairs"]
+
+
+def conv_bn_pairs(model: nn.Module) -> List[Tuple[str, str]]:
+    """(conv, batchnorm) module names where the BatchNorm directly normalises that convolution's output.
+
+    ResNet: every ``convK``/``bnK`` and ``downsample.0``/``.1``. DenseNet is pre-activation (BN-ReLU-conv), so
+    only the BatchNorms that follow a convolution fold: ``conv0``/``norm0`` and each dense layer's
+    ``conv1``/``norm2``.
+    """
+    pairs = []
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        children = dict(module.named_children())
+        for conv, bn in (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("0", "1"), ("conv0", "norm0"),
+                         ("conv1", "norm2")):
+            if isinstance(children.get(conv), nn.Conv3d) and isinstance(children.get(bn), nn.BatchNorm3d):
+                if (conv, bn) == ("0", "1") and not name.endswith("downsample"):
+                    continue
+                pairs.append((prefix + conv, prefix + bn))
+    return pairs
+
+
+def _fuse(model: nn.Module) -> nn.Module:
+    for conv_name, bn_name in conv_bn_pairs(model):
+        conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
+        parent_conv, _, conv_attr = conv_name.rpartition(".")
+        parent_bn, _, bn_attr = bn_name.rpartition(".")
+        setattr(model.get_submodule(parent_conv), conv_attr, fuse_conv_bn_eval(conv, bn))
+        setattr(model.get_submodule(parent_bn), bn_attr, nn.Identity())
+    return model
+
+
+class _Float32AvgPool3d(nn.Module):
+    """AvgPool3d computed in float32: PyTorch's CPU kernel has no bfloat16 version (DenseNet transitions)."""
+
+    def __init__(self, pool: nn.AvgPool3d) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x.float()).to(x.dtype)
+
+
+def _pools_in_float32(model: nn.Module) -> None:
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.AvgPool3d):
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent), attr, _Float32AvgPool3d(module))
+
+
+class InferenceModel(nn.Module):
+    """Wraps an optimized copy: float32 (N, C, T, H, W) in, float32 logits out."""
+
+    def __init__(self, model: nn.Module, *, dtype: torch.dtype, channels_last: bool, compiled: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+        self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
+        self.in_chans, self.min_input_size = model.in_chans, model.min_input_size
+        self.name = type(model).__name__
+        self._forward = torch.compile(model) if compiled else model
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_clip(x, model_name=self.name, in_chans=self.in_chans, min_size=self.min_input_size)
+        x = x.to(dtype=self.dtype, memory_format=self.memory_format)
+        return self._forward(x).float()
+
+
+def optimize_for_inference(
+    model: nn.Module,
+    *,
+    dtype: Optional[torch.dtype] = None,
+    channels_last: bool = True,
+    fuse_bn: bool = True,
+    compile: bool = False,
+) -> InferenceModel:
+    """An eval-mode copy of ``model`` for inference; ``model`` itself is left as it is.
+
+    Args:
+        model: an i3zoo model.
+        dtype: compute dtype (``torch.bfloat16`` for AMX / tensor cores); default: the model's.
+        channels_last: keep weights and activations in the channels-last 3D layout.
+        fuse_bn: fold each BatchNorm into the convolution before it.
+        compile: ``torch.compile`` the result (slow first call; needs a C++ compiler on CPU).
+
+    Returns:
+        A module taking float32 (N, C, T, H, W) clips and returning float32 (N, num_classes) logits.
+    """
+    from ._model import I3DNet
+
+    if not isinstance(model, I3DNet):
+        raise TypeError(f"optimize_for_inference takes an i3zoo model (not features_only); got {type(model).__name__}")
+    optimized = copy.deepcopy(model).eval()
+    if fuse_bn:
+        optimized = _fuse(optimized)
+    dtype = dtype or next(model.parameters()).dtype
+    optimized = optimized.to(dtype=dtype)
+    if dtype == torch.bfloat16:
+        _pools_in_float32(optimized)
+    if channels_last:
+        optimized = optimized.to(memory_format=torch.channels_last_3d)
+    for p in optimized.parameters():
+        p.requires_grad_(False)
+    return InferenceModel(optimized, dtype=dtype, channels_last=channels_last, compiled=compile).eval()

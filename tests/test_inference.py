@@ -1,0 +1,95 @@
+"""optimize_for_inference: every setting stays faithful to the plain model (fp32 within 1e-4 relative,
+bf16 within 3% relative L2 on real-looking clips), and fusion keeps the boring-video equivalence."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import i3zoo
+from conftest import boring_video, relative_error, seeded_2d_model
+from i3zoo.inference import conv_bn_pairs
+from i3zoo.verify import synthetic_images
+
+NAMES = ["i3resnet50", "i3densenet121"]
+
+
+@pytest.fixture(scope="module")
+def models(checkpoint_2d):
+    return {name: i3zoo.create_model(name, pretrained=True, inflation="mean",
+                                      pretrained_cfg_overlay=dict(file=str(checkpoint_2d(name)))).eval()
+            for name in NAMES}
+
+
+def real_looking_clip(frames: int = 8, size: int = 64) -> torch.Tensor:
+    """Smooth, normalized images drifting slowly over time -- not white noise."""
+    start, end = synthetic_images(count=2, size=size, seed=1), synthetic_images(count=2, size=size, seed=2)
+    weights = torch.linspace(0, 1, frames).view(1, 1, frames, 1, 1)
+    return (1 - weights) * start.unsqueeze(2) + weights * end.unsqueeze(2)
+
+
+def relative_l2(output: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((output - reference).norm() / reference.norm()).item()
+
+
+@pytest.mark.parametrize("fuse_bn, channels_last", list(itertools.product([True, False], repeat=2)))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_setting_matches_the_plain_model(models, name, dtype, fuse_bn, channels_last):
+    model = models[name]
+    clip = real_looking_clip()
+    with torch.no_grad():
+        reference = model(clip)
+    fast = i3zoo.optimize_for_inference(model, dtype=dtype, fuse_bn=fuse_bn, channels_last=channels_last)
+    output = fast(clip)
+    assert output.dtype == torch.float32 and output.shape == reference.shape
+    if dtype == torch.float32:
+        assert relative_error(output, reference) <= 1e-4
+    else:
+        assert relative_l2(output, reference) <= 0.03
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fusion_folds_batchnorms_and_leaves_the_original_alone(models, name):
+    model = models[name]
+    fast = i3zoo.optimize_for_inference(model)
+    remaining = sum(isinstance(m, torch.nn.BatchNorm3d) for m in fast.modules())
+    before = sum(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules())
+    assert remaining == before - len(conv_bn_pairs(model)) and len(conv_bn_pairs(model)) > 0
+    if name == "i3resnet50":
+        assert remaining == 0  # every ResNet BatchNorm follows a convolution
+    assert sum(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules()) == before
+    assert model.training is False and all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_fp32_keeps_the_boring_video_equivalence(models, name):
+    fast = i3zoo.optimize_for_inference(models[name])
+    model_2d = seeded_2d_model(name)
+    images = synthetic_images(count=2, size=64, seed=3)
+    with torch.no_grad():
+        reference = model_2d(images)
+    for frames in (8, 16):
+        assert relative_error(fast(boring_video(images, frames)), reference) <= 1e-4
+
+
+def test_input_is_still_checked(models):
+    fast = i3zoo.optimize_for_inference(models["i3densenet121"], dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="8x29x29"):
+        fast(torch.randn(1, 3, 4, 64, 64))
+    with pytest.raises(TypeError, match="i3zoo model"):
+        i3zoo.optimize_for_inference(torch.nn.Conv3d(3, 3, 1))
+
+
+def test_compiled_bfloat16_matches_the_plain_model(models):
+    """torch.compile (Inductor; C++ on the CPU) of the bf16 fused model: same tolerance, same signature."""
+    model = models["i3resnet50"]
+    clip = real_looking_clip(frames=4, size=48)
+    with torch.no_grad():
+        reference = model(clip)
+    fast = i3zoo.optimize_for_inference(model, dtype=torch.bfloat16, compile=True)
+    output = fast(clip)
+    assert output.dtype == torch.float32
+    assert relative_l2(output, reference) <= 0.03
