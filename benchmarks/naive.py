@@ -1,0 +1,66 @@
+"""The naive baselines the benchmark compares against (not part of the package).
+
+Forward: torchvision's 2D ResNet, copied, with every layer swapped for its 3D counterpart one by one (the
+SPEC's temporal design) and inflated weights copied in -- what one writes without a model zoo.
+Construction: build the 2D model, load its weights, build a randomly initialised 3D model, copy inflated
+weights in.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torchvision
+from torch import nn
+
+import i3zoo
+from i3zoo.inflate import inflate_conv_weight
+
+
+def _conv3d_like(conv: nn.Conv2d, name: str) -> nn.Conv3d:
+    stem = name == "conv1"
+    t = 3 if stem or name.endswith("conv2") else 1
+    stride_t = 1 if stem else conv.stride[0]
+    conv3d = nn.Conv3d(conv.in_channels, conv.out_channels, (t, *conv.kernel_size), (stride_t, *conv.stride),
+                       (t // 2, *conv.padding), bias=conv.bias is not None)
+    with torch.no_grad():
+        conv3d.weight.copy_(inflate_conv_weight(conv.weight, t, "center"))
+    return conv3d
+
+
+def _bn3d_like(bn: nn.BatchNorm2d) -> nn.BatchNorm3d:
+    bn3d = nn.BatchNorm3d(bn.num_features)
+    bn3d.load_state_dict(bn.state_dict())
+    return bn3d
+
+
+def naive_i3resnet(torchvision_arch: str, state_dict_2d=None) -> nn.Module:
+    """A torchvision ResNet turned 3D in place, layer by layer (centre inflation)."""
+    model = torchvision.models.get_model(torchvision_arch, weights=None)
+    if state_dict_2d is not None:
+        model.load_state_dict(state_dict_2d)
+    model = copy.deepcopy(model)
+    for name, module in list(model.named_modules()):
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        if isinstance(module, nn.Conv2d):
+            setattr(parent, attr, _conv3d_like(module, name))
+        elif isinstance(module, nn.BatchNorm2d):
+            setattr(parent, attr, _bn3d_like(module))
+        elif isinstance(module, nn.MaxPool2d):
+            setattr(parent, attr, nn.MaxPool3d(3, 2, 1))
+        elif isinstance(module, nn.AdaptiveAvgPool2d):
+            setattr(parent, attr, nn.AdaptiveAvgPool3d(1))
+    return model.eval()
+
+
+def naive_construct(name: str, path: str) -> nn.Module:
+    """2D model + its weights, a randomly initialised 3D model, inflated weights copied in."""
+    arch = name.split(".")[0]
+    model_3d = i3zoo.create_model(arch)
+    model_2d = torchvision.models.get_model(model_3d.torchvision_arch, weights=None)
+    model_2d.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    target = {k: v.shape for k, v in model_3d.state_dict().items()}
+    model_3d.load_state_dict(i3zoo.inflate_state_dict(model_2d.state_dict(), target, "center"))
+    return model_3d
