@@ -26,3 +26,18 @@ def test_benchmark_runs_end_to_end(tmp_path):
     markdown = (tmp_path / "results.md").read_text()
     assert "| variant | batch | ms / clip | clips / s | GFLOP/s | vs plain fp32 | rel. L2 error |" in markdown
     assert markdown in result.stdout
+
+
+def test_readme_performance_section_is_the_committed_benchmark_output():
+    import re
+
+    from benchmarks.run import render_markdown
+
+    results = REPO_ROOT / "benchmarks" / "results"
+    data = json.loads((results / "results.json").read_text())
+    markdown = (results / "results.md").read_text()
+    assert markdown == render_markdown(data)  # the table is computed from the measured JSON
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = re.search(r"<!-- benchmark:start -->\n(.*?)\n<!-- benchmark:end -->", readme, re.S).group(1)
+    assert section.strip() == markdown.strip()
+    assert (results / "scaling.png").stat().st_size > 0
