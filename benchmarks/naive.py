@@ -15,6 +15,7 @@ import torchvision
 from torch import nn
 
 import i3zoo
+from i3zoo.inference import replace_module
 from i3zoo.inflate import inflate_conv_weight
 
 
@@ -42,16 +43,14 @@ def naive_i3resnet(torchvision_arch: str, state_dict_2d=None) -> nn.Module:
         model.load_state_dict(state_dict_2d)
     model = copy.deepcopy(model)
     for name, module in list(model.named_modules()):
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
         if isinstance(module, nn.Conv2d):
-            setattr(parent, attr, _conv3d_like(module, name))
+            replace_module(model, name, _conv3d_like(module, name))
         elif isinstance(module, nn.BatchNorm2d):
-            setattr(parent, attr, _bn3d_like(module))
+            replace_module(model, name, _bn3d_like(module))
         elif isinstance(module, nn.MaxPool2d):
-            setattr(parent, attr, nn.MaxPool3d(3, 2, 1))
+            replace_module(model, name, nn.MaxPool3d(3, 2, 1))
         elif isinstance(module, nn.AdaptiveAvgPool2d):
-            setattr(parent, attr, nn.AdaptiveAvgPool3d(1))
+            replace_module(model, name, nn.AdaptiveAvgPool3d(1))
     return model.eval()
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 from timm.models import FeatureListNet, adapt_input_conv, get_pretrained_cfg
 from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
 from torch import nn
 
-from .checkpoints import fetch_checkpoint, read_state_dict, sha256_of
+from .checkpoints import fetch_checkpoint, read_state_dict
 from .inflate import CheckpointMismatchError, inflate_state_dict
 from .published import PUBLISHED
 from .registry import arch_tags
@@ -65,18 +65,18 @@ def load_2d_state_dict(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Tup
     """Read the 2D weights a cfg points at (an in-memory ``state_dict``, a ``file`` or a ``url``).
 
     Returns the state dict and a record of its source: ``url`` or file ``name`` (never a local path, which
-    would leak into exported configs), ``sha256``, and the local ``path`` under a private key.
+    would leak into exported configs) and the local path under the private key ``_path``. Its sha256 is
+    computed only when an export records it, not on every construction.
     """
     if pretrained_cfg.get("state_dict") is not None:
         return dict(pretrained_cfg["state_dict"]), {"kind": "state_dict"}
     if pretrained_cfg.get("file"):
         path = Path(pretrained_cfg["file"])
         state_dict = read_state_dict(path)
-        return state_dict, {"kind": "file", "name": path.name, "sha256": sha256_of(path), "_path": str(path)}
+        return state_dict, {"kind": "file", "name": path.name, "_path": str(path)}
     if pretrained_cfg.get("url"):
         path = fetch_checkpoint(pretrained_cfg["url"], cache_dir=cache_dir)
-        return read_state_dict(path), {"kind": "url", "url": pretrained_cfg["url"], "sha256": sha256_of(path),
-                                       "_path": str(path)}
+        return read_state_dict(path), {"kind": "url", "url": pretrained_cfg["url"], "_path": str(path)}
     raise ValueError(
         f"no 2D weights are known for {pretrained_cfg.get('architecture')!r}: give "
         "pretrained_cfg_overlay=dict(file=PATH) or dict(url=URL)"

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from .facts import model_facts
-from .registry import list_models
+from .registry import arch_tags, list_models
 
 __all__ = ["render_card", "card_equivalence", "write_committed_cards", "base_model_id"]
 
@@ -119,15 +119,9 @@ def render_card(
         license=cfg.license or "other",
         guarantee=guarantee,
         model_id=model_id,
-        hub_tag_arg=f', pretrained_cfg="{tag}"' if tag != list_models_default_tag(arch) else "",
+        hub_tag_arg=f', pretrained_cfg="{tag}"' if tag != arch_tags(arch)[0] else "",
         equivalence=_equivalence_text(equivalence, bound_only=bound_only),
     )
-
-
-def list_models_default_tag(arch: str) -> str:
-    from .registry import arch_tags
-
-    return arch_tags(arch)[0]
 
 
 def card_equivalence(model_id: str, inflation: str = "center") -> Dict[str, Any]:

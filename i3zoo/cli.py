@@ -153,12 +153,9 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _min_frames(name: str) -> int:
-    import torch
+    from .registry import meta_model
 
-    from .registry import create_model
-
-    with torch.device("meta"):
-        return create_model(name).min_input_size[0]
+    return meta_model(name).min_input_size[0]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .registry import create_model, list_models, list_tags
+from .registry import list_models, list_tags, meta_model
 
 __all__ = ["ModelFacts", "model_facts", "model_table", "REFERENCE_CLIP"]
 
@@ -41,8 +41,7 @@ def count_gflops(model: torch.nn.Module, clip: Sequence[int] = REFERENCE_CLIP) -
 
 def model_facts(name: str) -> ModelFacts:
     """Facts of the registered model ``name``, measured on a copy built on the meta device (no memory, no init)."""
-    with torch.device("meta"):
-        model = create_model(name)
+    model = meta_model(name)
     return ModelFacts(
         name=name,
         params=sum(p.numel() for p in model.parameters()),

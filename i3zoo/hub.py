@@ -108,8 +108,12 @@ def model_args_of(model: nn.Module) -> Dict[str, Any]:
 
 
 def _public_source_2d(model: nn.Module) -> Dict[str, Any]:
+    """The 2D source for the config: its sha256 (hashed here, at export), never its local path."""
     source = getattr(model, "source_2d", None) or {}
-    return {k: v for k, v in source.items() if not k.startswith("_")}  # no local paths
+    public = {k: v for k, v in source.items() if not k.startswith("_")}
+    if source.get("_path"):
+        public["sha256"] = sha256_of(source["_path"])
+    return public
 
 
 def _write_atomically(target: Path, write) -> None:

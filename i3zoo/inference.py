@@ -40,13 +40,17 @@ def conv_bn_pairs(model: nn.Module) -> List[Tuple[str, str]]:
     return pairs
 
 
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` where the submodule called ``name`` (dotted) is."""
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent), attr, new)
+
+
 def _fuse(model: nn.Module) -> nn.Module:
     for conv_name, bn_name in conv_bn_pairs(model):
         conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
-        parent_conv, _, conv_attr = conv_name.rpartition(".")
-        parent_bn, _, bn_attr = bn_name.rpartition(".")
-        setattr(model.get_submodule(parent_conv), conv_attr, fuse_conv_bn_eval(conv, bn))
-        setattr(model.get_submodule(parent_bn), bn_attr, nn.Identity())
+        replace_module(model, conv_name, fuse_conv_bn_eval(conv, bn))
+        replace_module(model, bn_name, nn.Identity())
     return model
 
 
@@ -64,8 +68,7 @@ class _Float32AvgPool3d(nn.Module):
 def _pools_in_float32(model: nn.Module) -> None:
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.AvgPool3d):
-            parent, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent), attr, _Float32AvgPool3d(module))
+            replace_module(model, name, _Float32AvgPool3d(module))
 
 
 class InferenceModel(nn.Module):

@@ -13,7 +13,7 @@ import timm
 from timm.models import get_arch_pretrained_cfgs, parse_model_name, split_model_name_tag
 from torch import nn
 
-__all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags"]
+__all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags", "meta_model"]
 
 MODULES = ("i3resnet", "i3densenet")  # the timm registry modules that hold i3zoo's models
 
@@ -52,6 +52,17 @@ def _check_name(name: str) -> None:
     tags = arch_tags(arch)
     if tag and tag not in tags:
         raise ValueError(f"unknown pretrained tag {tag!r} for {arch}; known tags: {', '.join(tags)}")
+
+
+def meta_model(name: str) -> nn.Module:
+    """A shape-only copy of registered model ``name`` on the meta device: no memory, no initialisation.
+
+    Enough to read what a model is (``min_input_size``, ``torchvision_arch``, parameter counts, FLOPs).
+    """
+    import torch
+
+    with torch.device("meta"):
+        return create_model(name)
 
 
 def create_model(

@@ -17,7 +17,7 @@ import torchvision
 
 from .checkpoints import CheckpointError, cached_path, fetch_checkpoint, read_state_dict
 from .inflate import INFLATION_MODES
-from .registry import create_model
+from .registry import create_model, meta_model
 
 __all__ = ["CheckResult", "WeightChoice", "choose_weights", "seeded_2d_state_dict", "boring_video_check",
            "synthetic_images", "load_images"]
@@ -167,8 +167,7 @@ def boring_video_check(
 
 def torchvision_arch_of(name: str) -> str:
     """The torchvision 2D architecture registered model ``name`` is inflated from (``"resnet50"``)."""
-    with torch.device("meta"):  # a shape-only copy: no memory, no initialisation
-        return create_model(name).torchvision_arch
+    return meta_model(name).torchvision_arch
 
 
 def state_dict_for(name: str, choice: WeightChoice) -> Dict[str, torch.Tensor]:
