@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from .checkpoints import CheckpointError, cached_path, fetch_checkpoint, read_state_dict
-from .inflate import INFLATION_MODES
+from .inflate import INFLATION_MODES, remap_legacy_densenet_keys
 from .registry import create_model, meta_model
 
 __all__ = ["CheckResult", "WeightChoice", "choose_weights", "seeded_2d_state_dict", "boring_video_check",
@@ -145,9 +145,7 @@ def boring_video_check(
     The 3D model is built through ``create_model(..., pretrained=True)`` from ``state_dict_2d``, i.e. through
     the same inflation a user's checkpoint goes through.
     """
-    model_2d = torchvision.models.get_model(torchvision_arch_of(name), weights=None)
-    model_2d.load_state_dict(state_dict_2d)
-    model_2d = model_2d.eval().to(dtype)
+    model_2d = torchvision_2d(torchvision_arch_of(name), state_dict_2d).eval().to(dtype)
     images = images.to(dtype)
     with torch.no_grad():
         reference = model_2d(images)
@@ -163,6 +161,17 @@ def boring_video_check(
             diff = (output - reference).abs().max().item()
             results.append(CheckResult(name, mode, t, tuple(clip.shape), diff, diff / reference.abs().max().item()))
     return results
+
+
+def torchvision_2d(torchvision_arch: str, state_dict_2d: Dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The torchvision 2D model holding ``state_dict_2d`` (old DenseNet key names accepted, as torchvision does).
+
+    Built on the meta device and given the tensors themselves: nothing is randomly initialised in vain.
+    """
+    with torch.device("meta"):
+        model = torchvision.models.get_model(torchvision_arch, weights=None)
+    model.load_state_dict(remap_legacy_densenet_keys(state_dict_2d), assign=True)
+    return model
 
 
 def torchvision_arch_of(name: str) -> str:
@@ -207,8 +216,7 @@ def measure_equivalence(
         if not path:
             return {"measured": False, "why": "the model was not inflated from a 2D file in this session"}
         state_dict_2d = read_state_dict(path)
-    model_2d = torchvision.models.get_model(model.torchvision_arch, weights=None)
-    model_2d.load_state_dict(state_dict_2d)
+    model_2d = torchvision_2d(model.torchvision_arch, state_dict_2d)
     compare_logits = model.num_classes == 1000
     if not compare_logits:
         model_2d = _head_free_2d(model_2d)

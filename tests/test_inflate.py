@@ -269,3 +269,13 @@ def test_create_model_with_an_extra_key_names_it(tmp_path, resnet_2d):
     with pytest.raises(i3zoo.CheckpointMismatchError) as info:
         i3zoo.create_model("i3resnet50", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     assert "layer1.0.extra.weight" in str(info.value)
+
+
+def test_verify_accepts_a_legacy_densenet_checkpoint(densenet_2d):
+    """`i3zoo verify` on torchvision's real DenseNet files: their old key names must reach the 2D model too."""
+    from i3zoo.verify import boring_video_check, synthetic_images
+
+    images = synthetic_images(count=1, size=32)
+    (result,) = boring_video_check("i3densenet121", _to_legacy_densenet_keys(densenet_2d), images, frames=[8],
+                                   modes=["center"])
+    assert result.max_rel <= 1e-6
