@@ -8,6 +8,7 @@ cards in ``model_cards/`` (a test fails if the committed ones differ).
 
 from __future__ import annotations
 
+import functools
 import string
 from importlib import resources
 from pathlib import Path
@@ -126,13 +127,18 @@ def render_card(
 
 def card_equivalence(model_id: str, inflation: str = "center") -> Dict[str, Any]:
     """The equivalence figure for a committed card: seeded random 2D weights (no download), float64 model."""
+    return dict(_card_equivalence(model_id.split(".", 1)[0], inflation))
+
+
+@functools.lru_cache(maxsize=None)
+def _card_equivalence(arch: str, inflation: str) -> Dict[str, Any]:
+    # the seeded weights depend on the architecture only, so the tags of one architecture share the figure
     from .registry import create_model
     from .verify import default_dtype, measure_equivalence, seeded_2d_state_dict, torchvision_arch_of
 
-    arch = model_id.split(".", 1)[0]
     state_dict = seeded_2d_state_dict(torchvision_arch_of(arch))
     with default_dtype(torch.float64):  # inflate in float64: the figure is then round-off only
-        model = create_model(model_id, pretrained=True, inflation=inflation,
+        model = create_model(arch, pretrained=True, inflation=inflation,
                              pretrained_cfg_overlay=dict(state_dict=state_dict))
     result = measure_equivalence(model, state_dict)
     result["weights"] = "seeded random 2D weights with randomized BatchNorm statistics (the card is generated offline)"

@@ -6,6 +6,7 @@ test regenerates it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
@@ -39,6 +40,7 @@ def count_gflops(model: torch.nn.Module, clip: Sequence[int] = REFERENCE_CLIP) -
     return counter.get_total_flops() / 1e9
 
 
+@functools.lru_cache(maxsize=None)  # the facts are fixed by the registered definition
 def model_facts(name: str) -> ModelFacts:
     """Facts of the registered model ``name``, measured on a copy built on the meta device (no memory, no init)."""
     model = meta_model(name)

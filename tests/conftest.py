@@ -8,6 +8,7 @@ file and loaded through the same code a user's download goes through.
 from __future__ import annotations
 
 import contextlib
+import sys
 import functools
 from pathlib import Path
 from typing import Callable, Dict
@@ -112,3 +113,30 @@ def float64_default():
         yield
     finally:
         torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys, tmp_path):
+    """``run_cli(*args)`` runs the ``i3zoo`` command's ``main`` in this process, as the console script does,
+    with ``TORCH_HOME`` in ``tmp_path`` (or ``torch_home=``): its exit code, stdout and stderr.
+
+    In-process, so that each call does not pay a fresh interpreter's imports; ``test_cli.py`` runs the real
+    command once in a subprocess.
+    """
+    import subprocess
+
+    from i3zoo.cli import main
+
+    def run(*args: str, torch_home: Path = None) -> subprocess.CompletedProcess:
+        monkeypatch.setenv("TORCH_HOME", str(torch_home or tmp_path))
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse errors (already printed) and `raise SystemExit("message")`
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run

@@ -1,4 +1,5 @@
-"""The main command: `i3zoo list` and `i3zoo verify`, run as a user runs them (a subprocess, no network)."""
+"""The main command: `i3zoo list` and `i3zoo verify` (no network). One test runs the installed command in a
+subprocess; the others call its `main` in-process through the `run_cli` fixture."""
 
 from __future__ import annotations
 
@@ -17,14 +18,23 @@ from i3zoo.facts import model_table
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, torch_home: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TORCH_HOME=str(torch_home))
-    return subprocess.run([sys.executable, "-m", "i3zoo", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+def test_the_installed_command_runs(tmp_path):
+    """`python -m i3zoo` in a fresh interpreter, and the `i3zoo` console script pointing at the same main."""
+    from importlib.metadata import entry_points
+
+    from i3zoo.cli import main
+
+    env = dict(os.environ, TORCH_HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "i3zoo", "list", "i3resnet50"], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == model_table(["i3resnet50"])
+    (script,) = entry_points(group="console_scripts", name="i3zoo")
+    assert script.load() is main
 
 
-def test_list_prints_the_model_table(tmp_path):
-    result = run_cli("list", torch_home=tmp_path)
+def test_list_prints_the_model_table(run_cli):
+    result = run_cli("list")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == model_table()
     for name in i3zoo.list_models():
@@ -51,9 +61,9 @@ def test_model_table_numbers_are_measured():
     assert facts.min_input_size == model.min_input_size == (8, 29, 29)
 
 
-def test_verify_offline_uses_seeded_weights_and_says_so(tmp_path):
+def test_verify_offline_uses_seeded_weights_and_says_so(run_cli):
     result = run_cli("verify", "i3resnet50", "i3densenet121", "--frames", "1", "8", "--size", "64",
-                     "--offline", torch_home=tmp_path)
+                     "--offline")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("weights: seeded random 2D weights"), lines[0]
@@ -68,7 +78,7 @@ def test_verify_offline_uses_seeded_weights_and_says_so(tmp_path):
     assert lines[-1] == "all 6 checks within 1e-06"
 
 
-def test_verify_uses_cached_imagenet_file_and_refuses_a_wrong_one(tmp_path, checkpoint_2d):
+def test_verify_uses_cached_imagenet_file_and_refuses_a_wrong_one(run_cli, tmp_path, checkpoint_2d):
     """A file at torchvision's cache path is used only if its hash matches the name; here it cannot match."""
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
@@ -79,15 +89,15 @@ def test_verify_uses_cached_imagenet_file_and_refuses_a_wrong_one(tmp_path, chec
     assert first.startswith("weights: seeded random") and "refused" in first and "0676ba61" in first
 
 
-def test_verify_exits_nonzero_when_equivalence_breaks(tmp_path):
+def test_verify_exits_nonzero_when_equivalence_breaks(run_cli):
     # float32 cannot meet a 1e-12 relative tolerance on a deep network: the command must say FAIL and exit 1
     result = run_cli("verify", "i3resnet50", "--frames", "4", "--size", "32", "--dtype", "float32",
-                     "--tolerance", "1e-12", "--offline", "--modes", "mean", torch_home=tmp_path)
+                     "--tolerance", "1e-12", "--offline", "--modes", "mean")
     assert result.returncode == 1
     assert "FAIL" in result.stdout and result.stdout.splitlines()[-1].startswith("FAILED: 1 of 1")
 
 
-def test_verify_with_user_images(tmp_path):
+def test_verify_with_user_images(run_cli, tmp_path):
     from PIL import Image
 
     images = tmp_path / "photos"
@@ -97,13 +107,13 @@ def test_verify_with_user_images(tmp_path):
         pixels = (torch.rand(40, 50, 3, generator=g) * 255).to(torch.uint8).numpy()
         Image.fromarray(pixels).save(images / f"{i}.png")
     result = run_cli("verify", "i3resnet50", "--images", str(images), "--size", "32", "--frames", "2",
-                     "--modes", "center", "--offline", torch_home=tmp_path)
+                     "--modes", "center", "--offline")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"2 photos from {images}" in result.stdout
 
 
-def test_verify_rejects_unknown_names(tmp_path):
-    result = run_cli("verify", "i3resnet5", torch_home=tmp_path)
+def test_verify_rejects_unknown_names(run_cli):
+    result = run_cli("verify", "i3resnet5")
     assert result.returncode == 2 and "unknown model 'i3resnet5'" in result.stderr
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -167,12 +164,9 @@ def test_committed_card_front_matter(name):
     assert "**≤ 1e-12**" in text
 
 
-def test_export_command_offline(tmp_path, checkpoint_2d):
+def test_export_command_offline(run_cli, tmp_path, checkpoint_2d):
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "i3zoo", "export", "i3densenet121.tv_in1k", "--out", str(out),
-         "--file", str(checkpoint_2d("i3densenet121"))],
-        capture_output=True, text=True, env=dict(os.environ, TORCH_HOME=str(tmp_path / "th")), timeout=600)
+    result = run_cli("export", "i3densenet121.tv_in1k", "--out", str(out), "--file", str(checkpoint_2d("i3densenet121")))
     assert result.returncode == 0, result.stderr
     assert "[i3densenet121.tv_in1k] wrote README.md, config.json, model.safetensors" in result.stdout
     loaded = i3zoo.create_model(f"local-dir:{out}", pretrained=True)
@@ -181,9 +175,7 @@ def test_export_command_offline(tmp_path, checkpoint_2d):
     assert same_state(loaded, reference)
 
 
-def test_export_command_without_weights_says_what_to_do(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "i3zoo", "export", "i3resnet50.tv_in1k", "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, env=dict(os.environ, TORCH_HOME=str(tmp_path / "th")), timeout=600)
+def test_export_command_without_weights_says_what_to_do(run_cli, tmp_path):
+    result = run_cli("export", "i3resnet50.tv_in1k", "--out", str(tmp_path / "o"), torch_home=tmp_path / "th")
     assert result.returncode != 0
     assert "--file PATH" in result.stderr and not (tmp_path / "o").exists()
