@@ -67,9 +67,14 @@ def read_preinflated(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Tuple
 
 def read_published(name: str, record, *, cache_dir=None):
     """The Hub copy of registered tag ``name``, hash-checked; None (with a warning) if the Hub cannot serve it."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
 
     try:
+        if not isinstance(try_to_load_from_cache(record.repo_id, WEIGHTS_NAME, revision=record.revision,
+                                                 cache_dir=cache_dir), str):
+            # hf_hub_download retries an unreachable Hub with backoff for about 25 s before it gives up; one
+            # plain request tells sooner, and there is a fallback to go to
+            get_hf_file_metadata(hf_hub_url(record.repo_id, WEIGHTS_NAME, revision=record.revision))
         config = hf_hub_download(record.repo_id, CONFIG_NAME, revision=record.revision, cache_dir=cache_dir)
         weights = hf_hub_download(record.repo_id, WEIGHTS_NAME, revision=record.revision, cache_dir=cache_dir)
     except Exception as e:  # offline, unreachable, repo gone: all mean "inflate the 2D source instead"

@@ -9,6 +9,7 @@ CPUs, tensor cores on GPUs), and the result can be ``torch.compile``d. Input and
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import List, Optional, Tuple
 
 import torch
@@ -17,7 +18,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .layers import check_clip
 
-__all__ = ["optimize_for_inference", "InferenceModel", "conv_bn_pairs"]
+__all__ = ["optimize_for_inference", "InferenceModel", "conv_bn_pairs", "native_bfloat16", "replace_module"]
 
 
 def conv_bn_pairs(model: nn.Module) -> List[Tuple[str, str]]:
@@ -71,6 +72,21 @@ def _pools_in_float32(model: nn.Module) -> None:
             replace_module(model, name, _Float32AvgPool3d(module))
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether bfloat16 convolutions on ``device`` run on fast kernels.
+
+    GPUs from Ampere on, and CPUs whose oneDNN has bfloat16 kernels (AVX512-BF16, AMX). Elsewhere (AVX2-only
+    CPUs) PyTorch falls back to a reference convolution that is two orders of magnitude slower than float32
+    (the benchmark measures the ratio on the machine it runs on).
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return bool(supported and supported())
+    return True  # other backends: no known slow path
+
+
 class InferenceModel(nn.Module):
     """Wraps an optimized copy: float32 (N, C, T, H, W) in, float32 logits out."""
 
@@ -102,7 +118,8 @@ def optimize_for_inference(
 
     Args:
         model: an i3zoo model.
-        dtype: compute dtype (``torch.bfloat16`` for AMX / tensor cores); default: the model's.
+        dtype: compute dtype (``torch.bfloat16`` for AMX / tensor cores); default: the model's. bfloat16 where
+            the hardware has no bfloat16 kernels (see :func:`native_bfloat16`) is much slower and warns.
         channels_last: keep weights and activations in the channels-last 3D layout.
         fuse_bn: fold each BatchNorm into the convolution before it.
         compile: ``torch.compile`` the result (slow first call; needs a C++ compiler on CPU).
@@ -118,6 +135,14 @@ def optimize_for_inference(
     if fuse_bn:
         optimized = _fuse(optimized)
     dtype = dtype or next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    if dtype == torch.bfloat16 and not native_bfloat16(device):
+        warnings.warn(
+            f"bfloat16 convolutions have no fast kernels on this {device.type} (no AVX512-BF16 or AMX): PyTorch "
+            "runs them on a reference path far slower than float32. Leave dtype=None for float32 unless you "
+            "want bfloat16 numerics rather than speed.",
+            UserWarning, stacklevel=2,
+        )
     optimized = optimized.to(dtype=dtype)
     if dtype == torch.bfloat16:
         _pools_in_float32(optimized)

@@ -54,8 +54,9 @@ def _seeded_state_dict(arch: str, seed: int) -> Dict[str, torch.Tensor]:
 
 def seeded_2d_model(arch: str, seed: int = 0) -> torch.nn.Module:
     """The torchvision 2D counterpart of ``arch`` with seeded random weights, in eval mode."""
-    model = TORCHVISION_2D[arch](weights=None)
-    model.load_state_dict(_seeded_state_dict(arch, seed))
+    with torch.device("meta"):  # no random initialisation that the weights would overwrite
+        model = TORCHVISION_2D[arch](weights=None)
+    model.load_state_dict({k: v.clone() for k, v in _seeded_state_dict(arch, seed).items()}, assign=True)
     return model.eval()
 
 
