@@ -4,61 +4,140 @@ Measures, in one process and interleaved with the baselines: forward time per cl
 after warm-up) for plain fp32 and each ``optimize_for_inference`` setting, against the naive layer-swapped
 baseline; GFLOPs (``torch.utils.flop_counter``) and achieved GFLOP/s next to the machine's measured matmul
 peak; construction wall time and peak RSS in fresh processes against the naive route; and how time grows
-with T and batch. Writes ``results.json``, ``results.md`` and ``scaling.png`` (if matplotlib is installed).
+with T and batch. Writes ``results.json``, ``results.md`` and ``scaling.png`` (if matplotlib is installed)
+into ``--out`` (default ``benchmarks/results/<device>-<processor>``).
+
+``--device cuda`` runs the GPU variants instead (fp32, TF32, bf16 with and without channels-last,
+``cudnn.benchmark``, ``torch.compile``) at batches 1, 8 and 32.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import platform
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
 import i3zoo
 from i3zoo.facts import count_gflops
-from i3zoo.verify import seeded_2d_state_dict
+from i3zoo.inference import native_bfloat16
+from i3zoo.verify import seeded_2d_state_dict, torchvision_arch_of
 
-from .naive import naive_i3resnet
+from .naive import naive_3d
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
+def _synchronize(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> float:
+    sync = _synchronize(device)
     for _ in range(warmup):
         fn()
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
 
 
-def interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int) -> Dict[str, float]:
+@contextlib.contextmanager
+def backend_flags(tf32: bool = False, cudnn_benchmark: bool = False):
+    """TF32 and cudnn.benchmark for one timed call (both are process-wide switches; CPUs ignore them)."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.benchmark) = saved
+
+
+Variant = Tuple[torch.nn.Module, Dict[str, bool]]  # the module and its backend_flags
+
+
+def interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int,
+                device: torch.device) -> Dict[str, float]:
     """Median ms of each callable, timed in alternation so that machine noise hits all alike."""
+    sync = _synchronize(device)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
+    sync()
     samples: Dict[str, List[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for key, fn in fns.items():
             start = time.perf_counter()
             fn()
+            sync()
             samples[key].append((time.perf_counter() - start) * 1e3)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def matmul_peak(dtype: torch.dtype, n: int, repeats: int) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    ms = median_ms(lambda: a @ b, repeats, 2)
-    return 2 * n ** 3 / (ms / 1e3) / 1e9
+def matmul_peak(dtype: torch.dtype, n: int, repeats: int, device: torch.device) -> float:
+    """The best GFLOP/s of an n x n matmul over ``repeats`` runs: the practical peak a model can be held to."""
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    sync = _synchronize(device)
+    with backend_flags(tf32=False):
+        for _ in range(2):
+            a @ b
+        sync()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            sync()
+            best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def bf16_conv_slowdown(device: torch.device) -> float:
+    """Time of one small Conv3d (32 -> 32 channels, 3x3x3, on 8x16x16) in bfloat16 over float32."""
+    x = torch.randn(1, 32, 8, 16, 16, device=device)
+    w = torch.randn(32, 32, 3, 3, 3, device=device)
+    ms = {dtype: median_ms(lambda: torch.nn.functional.conv3d(x.to(dtype), w.to(dtype), padding=1), 3, 1, device)
+          for dtype in (torch.float32, torch.bfloat16)}
+    return ms[torch.bfloat16] / ms[torch.float32]
+
+
+def processor_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}; host CPU {processor_name()})"
+    units = "yes" if native_bfloat16(device) else "none"
+    return f"{processor_name()} (CPU kernels: {torch.backends.cpu.get_cpu_capability()}; bfloat16 kernels: {units})"
+
+
+def default_out(device: torch.device) -> Path:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else processor_name()
+    return RESULTS / f"{device.type}-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}"
 
 
 def construction(name: str, path: str, route: str) -> Dict[str, float]:
@@ -83,73 +162,121 @@ print(json.dumps(dict(seconds=seconds, peak_rss_mb=status("VmHWM:") - rss_before
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def variants(model: torch.nn.Module, naive: torch.nn.Module, device: torch.device, *, bf16: bool,
+             compile: bool) -> Dict[str, Variant]:
+    """What is timed. The first variant is the reference that errors and ratios are measured against."""
+    fast = i3zoo.optimize_for_inference
+    if device.type == "cuda":
+        bf16_cl = fast(model, dtype=torch.bfloat16)
+        found = {
+            "plain fp32": (model, {}),
+            "naive baseline": (naive, {}),
+            "plain TF32": (model, dict(tf32=True)),
+            "optimized bf16, contiguous": (fast(model, dtype=torch.bfloat16, channels_last=False), {}),
+            "optimized bf16": (bf16_cl, {}),
+            "optimized bf16 + cudnn.benchmark": (bf16_cl, dict(cudnn_benchmark=True)),
+        }
+        if compile:
+            found["optimized bf16 + cudnn.benchmark + compile"] = (
+                fast(model, dtype=torch.bfloat16, compile=True), dict(cudnn_benchmark=True))
+        return found
+    found = {"plain fp32": (model, {}), "naive baseline": (naive, {}), "optimized fp32": (fast(model), {})}
+    if compile:
+        found["optimized fp32 + compile"] = (fast(model, compile=True), {})
+    if bf16:
+        found["optimized bf16"] = (fast(model, dtype=torch.bfloat16), {})
+        if compile:
+            found["optimized bf16 + compile"] = (fast(model, dtype=torch.bfloat16, compile=True), {})
+    return found
+
+
+def benchmark_model(name: str, args: argparse.Namespace, device: torch.device, *, bf16: bool) -> Dict:
+    t, size = args.clip
+    repeats = args.repeats
+    arch_2d = torchvision_arch_of(name)
+    state_2d = seeded_2d_state_dict(arch_2d)
+    with tempfile.NamedTemporaryFile(suffix=".pth", delete=False) as f:
+        torch.save(state_2d, f.name)
+        path = f.name
+    model = i3zoo.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path)).eval().to(device)
+    gflops = count_gflops(model, clip=(t, size, size))
+    timed = variants(model, naive_3d(arch_2d, state_2d).to(device), device, bf16=bf16, compile=args.compile)
+    reference_name = next(iter(timed))
+    rows = {}
+    for batch in args.batches:
+        print(f"[{name}] batch {batch}", flush=True)
+        clip = torch.randn(batch, 3, t, size, size, device=device)
+
+        def runner(module, flags):
+            def run():
+                with backend_flags(**flags):
+                    return module(clip)
+            return run
+
+        with torch.no_grad():
+            reference = runner(*timed[reference_name])()
+            errors = {k: ((runner(*v)() - reference).norm() / reference.norm()).item() for k, v in timed.items()}
+            times = interleaved({k: runner(*v) for k, v in timed.items()}, repeats, args.warmup, device)
+        rows[batch] = {k: dict(ms_per_clip=times[k] / batch, clips_per_s=1e3 * batch / times[k],
+                               gflops_per_s=gflops * batch / (times[k] / 1e3),
+                               ratio_to_plain=times[k] / times[reference_name],
+                               rel_l2_error=errors[k]) for k in timed}
+    scaling = {}
+    with torch.no_grad():
+        for frames in args.scaling_frames:
+            clip = torch.randn(1, 3, frames, size, size, device=device)
+            scaling[f"T={frames}"] = median_ms(lambda: model(clip), repeats, 1, device)
+        for batch in args.scaling_batches:
+            clip = torch.randn(batch, 3, t, size, size, device=device)
+            scaling[f"N={batch}"] = median_ms(lambda: model(clip), repeats, 1, device) / batch
+    print(f"[{name}] construction", flush=True)
+    result = dict(gflops_per_clip=gflops, forward=rows, scaling_ms_per_clip=scaling,
+                  construction=dict(i3zoo=construction(name, path, "i3zoo"), naive=construction(name, path, "naive")))
+    Path(path).unlink()
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["i3resnet50"])
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="default: every model on the CPU, i3resnet50 and i3densenet121 on a GPU, i3resnet50 with --tiny")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--tiny", action="store_true", help="tiny clips and one repeat (smoke test)")
     parser.add_argument("--compile", action="store_true", help="also time optimize_for_inference(compile=True)")
+    parser.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto",
+                        help="time bfloat16 variants (auto: only where the hardware has bfloat16 kernels)")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", help="results folder (default: benchmarks/results/<device>-<processor>)")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
     torch.manual_seed(0)
-    t, size = (4, 32) if args.tiny else (16, 224)
-    repeats, warmup = (1, 1) if args.tiny else (args.repeats, 2)
-    batches = (1, 2) if args.tiny else (1, 8)
-    out = Path(args.out)
+    args.models = args.models or (["i3resnet50"] if args.tiny else
+                                  ["i3resnet50", "i3densenet121"] if device.type == "cuda" else i3zoo.list_models())
+    args.clip = (8, 32) if args.tiny else (16, 224)  # (T, H = W); 8x32x32 is above every model's minimum
+    args.repeats, args.warmup = (1, 1) if args.tiny else (args.repeats, 2)
+    args.batches = (1, 2) if args.tiny else ((1, 8, 32) if device.type == "cuda" else (1, 8))
+    args.scaling_frames = (8, 16) if args.tiny else (8, 16, 32, 64)
+    args.scaling_batches = (1, 2) if args.tiny else (1, 2, 4, 8)
+    out = Path(args.out) if args.out else default_out(device)
     out.mkdir(parents=True, exist_ok=True)
 
+    notes = []
+    bf16 = {"yes": True, "no": False, "auto": native_bfloat16(device)}[args.bf16]
+    if device.type == "cpu":
+        slowdown = bf16_conv_slowdown(device)
+        if not bf16:
+            notes.append(f"bfloat16 variants not timed: this CPU has no bfloat16 kernels; a small Conv3d (32 channels, "
+                         f"3x3x3 on 8x16x16) took {slowdown:.0f}x longer in bfloat16 than in float32.")
+    peak_n = 512 if args.tiny else (8192 if device.type == "cuda" else 4096)
     result = dict(
-        date=datetime.date.today().isoformat(), torch=torch.__version__, machine=platform.processor() or platform.machine(),
-        cpu_threads=torch.get_num_threads(), clip=[t, size, size],
-        peak_gflops=dict(float32=matmul_peak(torch.float32, 512 if args.tiny else 4096, repeats),
-                         bfloat16=matmul_peak(torch.bfloat16, 512 if args.tiny else 4096, repeats)),
-        models={},
+        date=datetime.date.today().isoformat(), torch=torch.__version__, machine=describe_machine(device),
+        cpu_threads=torch.get_num_threads(), clip=[args.clip[0], args.clip[1], args.clip[1]],
+        peak_gflops=dict(float32=matmul_peak(torch.float32, peak_n, max(args.repeats, 3), device),
+                         bfloat16=matmul_peak(torch.bfloat16, peak_n, max(args.repeats, 3), device)),
+        notes=notes, models={},
     )
     for name in args.models:
-        model_cls_arch = i3zoo.create_model(name).torchvision_arch
-        state_2d = seeded_2d_state_dict(model_cls_arch)
-        with tempfile.NamedTemporaryFile(suffix=".pth", delete=False) as f:
-            torch.save(state_2d, f.name)
-            path = f.name
-        model = i3zoo.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path)).eval()
-        gflops = count_gflops(model, clip=(t, size, size))
-        variants = {"plain fp32": model}
-        if name.startswith("i3resnet"):
-            variants["naive baseline"] = naive_i3resnet(model_cls_arch, state_2d)
-        variants["optimized fp32"] = i3zoo.optimize_for_inference(model)
-        variants["optimized bf16"] = i3zoo.optimize_for_inference(model, dtype=torch.bfloat16)
-        if args.compile:
-            variants["optimized bf16 + compile"] = i3zoo.optimize_for_inference(model, dtype=torch.bfloat16,
-                                                                                 compile=True)
-        rows = {}
-        for batch in batches:
-            clip = torch.randn(batch, 3, t, size, size)
-            with torch.no_grad():
-                reference = model(clip)
-                errors = {k: ((m(clip) - reference).norm() / reference.norm()).item() for k, m in variants.items()}
-
-                def runner(m):
-                    return lambda: m(clip)
-
-                times = interleaved({k: runner(m) for k, m in variants.items()}, repeats, warmup)
-            rows[batch] = {k: dict(ms_per_clip=times[k] / batch, clips_per_s=1e3 * batch / times[k],
-                                   gflops_per_s=gflops * batch / (times[k] / 1e3),
-                                   ratio_to_plain=times[k] / times["plain fp32"],
-                                   rel_l2_error=errors[k]) for k in variants}
-        scaling = {}
-        for frames in ((4, 8) if args.tiny else (8, 16, 32, 64)):
-            clip = torch.randn(1, 3, frames, size, size)
-            with torch.no_grad():
-                scaling[f"T={frames}"] = median_ms(lambda: model(clip), repeats, 1)
-        for batch in ((1, 2) if args.tiny else (1, 2, 4, 8)):
-            clip = torch.randn(batch, 3, t, size, size)
-            with torch.no_grad():
-                scaling[f"N={batch}"] = median_ms(lambda: model(clip), repeats, 1) / batch
-        result["models"][name] = dict(
-            gflops_per_clip=gflops, forward=rows, scaling_ms_per_clip=scaling,
-            construction=dict(i3zoo=construction(name, path, "i3zoo"), naive=construction(name, path, "naive")),
-        )
-        Path(path).unlink()
+        result["models"][name] = benchmark_model(name, args, device, bf16=bf16)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = render_markdown(result)
     (out / "results.md").write_text(markdown)
@@ -164,12 +291,13 @@ def render_markdown(result: Dict) -> str:
              f"{result['date']}. Clip {t}x{h}x{w}. Measured matmul peak: "
              f"{result['peak_gflops']['float32']:.0f} GFLOP/s fp32, {result['peak_gflops']['bfloat16']:.0f} "
              "GFLOP/s bf16.", ""]
+    lines += [f"{note}\n" for note in result.get("notes", [])]
     for name, m in result["models"].items():
         lines += [f"**{name}** ({m['gflops_per_clip']:.1f} GFLOPs per clip)", "",
                   "| variant | batch | ms / clip | clips / s | GFLOP/s | vs plain fp32 | rel. L2 error |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
-        for batch, variants in m["forward"].items():
-            for variant, r in variants.items():
+        for batch, rows in m["forward"].items():
+            for variant, r in rows.items():
                 lines.append(f"| {variant} | {batch} | {r['ms_per_clip']:.1f} | {r['clips_per_s']:.2f} | "
                              f"{r['gflops_per_s']:.0f} | {r['ratio_to_plain']:.2f} | {r['rel_l2_error']:.1e} |")
         c = m["construction"]
@@ -202,7 +330,8 @@ def plot(result: Dict, path: Path) -> None:
         axes[1].plot(*zip(*ns), marker="o", label=name)
     axes[0].set(xlabel="clip length T", ylabel="ms per clip", title="time vs T")
     axes[1].set(xlabel="batch size", ylabel="ms per clip", title="time vs batch")
-    axes[0].legend()
+    axes[0].legend(fontsize="small")
+    fig.suptitle(result["machine"], fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     print(f"wrote {path}")

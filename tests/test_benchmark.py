@@ -1,43 +1,72 @@
-"""The benchmark runs end to end on a tiny configuration (no timing assertions: machines are noisy)."""
+"""The benchmark runs end to end on a tiny configuration (no timing assertions: machines are noisy), and the
+README's performance section is the committed benchmark output."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from benchmarks.naive import naive_3d
+from benchmarks.run import render_markdown
+from conftest import seeded_2d_model
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def test_benchmark_runs_end_to_end(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--tiny", "--out", str(tmp_path)],
+    # one model: each construction is timed in two fresh interpreters; the DenseNet baseline is checked below
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--tiny", "--bf16", "yes", "--out", str(tmp_path)],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "results.json").read_text())
-    model = data["models"]["i3resnet50"]
-    variants = model["forward"]["1"]
-    assert {"plain fp32", "naive baseline", "optimized fp32", "optimized bf16"} <= set(variants)
-    assert variants["plain fp32"]["ratio_to_plain"] == 1.0
-    assert variants["optimized fp32"]["rel_l2_error"] < 1e-4 and variants["optimized bf16"]["rel_l2_error"] < 0.03
-    assert variants["naive baseline"]["rel_l2_error"] < 1e-5  # the baseline computes the same network
-    assert model["gflops_per_clip"] > 0 and data["peak_gflops"]["bfloat16"] > 0
-    assert set(model["construction"]) == {"i3zoo", "naive"}
+    assert data["machine"] and data["peak_gflops"]["bfloat16"] > 0
+    assert list(data["models"]) == ["i3resnet50"]
+    for model in data["models"].values():
+        variants = model["forward"]["1"]
+        assert list(variants) == ["plain fp32", "naive baseline", "optimized fp32", "optimized bf16"]
+        assert variants["plain fp32"]["ratio_to_plain"] == 1.0
+        assert variants["optimized fp32"]["rel_l2_error"] < 1e-4 and variants["optimized bf16"]["rel_l2_error"] < 0.03
+        assert variants["naive baseline"]["rel_l2_error"] < 1e-5  # the baseline computes the same network
+        assert model["gflops_per_clip"] > 0
+        assert set(model["construction"]) == {"i3zoo", "naive"}
+        assert set(model["scaling_ms_per_clip"]) == {"T=8", "T=16", "N=1", "N=2"}
     markdown = (tmp_path / "results.md").read_text()
+    assert markdown == render_markdown(data)
     assert "| variant | batch | ms / clip | clips / s | GFLOP/s | vs plain fp32 | rel. L2 error |" in markdown
     assert markdown in result.stdout
 
 
+def test_naive_baselines_are_the_same_networks():
+    """The baselines inflate torchvision's layers one by one; on a boring video they must give the 2D output."""
+    for name, frames in (("i3resnet50", 4), ("i3densenet121", 8)):
+        model_2d = seeded_2d_model(name)
+        naive = naive_3d(name.removeprefix("i3"), model_2d.state_dict())
+        images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            reference = model_2d(images)
+            output = naive(images.unsqueeze(2).expand(-1, -1, frames, -1, -1))
+        assert ((output - reference).abs().max() / reference.abs().max()).item() <= 1e-5
+
+
+def committed_runs():
+    return sorted(p.parent for p in RESULTS.glob("*/results.json"))
+
+
 def test_readme_performance_section_is_the_committed_benchmark_output():
-    import re
-
-    from benchmarks.run import render_markdown
-
-    results = REPO_ROOT / "benchmarks" / "results"
-    data = json.loads((results / "results.json").read_text())
-    markdown = (results / "results.md").read_text()
-    assert markdown == render_markdown(data)  # the table is computed from the measured JSON
     readme = (REPO_ROOT / "README.md").read_text()
-    section = re.search(r"<!-- benchmark:start -->\n(.*?)\n<!-- benchmark:end -->", readme, re.S).group(1)
-    assert section.strip() == markdown.strip()
-    assert (results / "scaling.png").stat().st_size > 0
+    blocks = dict(re.findall(r"<!-- benchmark:([\w.-]+):start -->\n(.*?)\n<!-- benchmark:\1:end -->", readme, re.S))
+    runs = committed_runs()
+    assert runs and sorted(blocks) == [run.name for run in runs]
+    for run in runs:
+        data = json.loads((run / "results.json").read_text())
+        markdown = (run / "results.md").read_text()
+        assert markdown == render_markdown(data), f"{run.name}: results.md is not what its results.json renders to"
+        assert blocks[run.name].strip() == markdown.strip(), f"README's {run.name} block differs from its results.md"
+        assert (run / "scaling.png").stat().st_size > 0
+        assert f"benchmarks/results/{run.name}/scaling.png" in readme
