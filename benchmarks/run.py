@@ -91,20 +91,29 @@ def interleaved(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int,
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def matmul_peak(dtype: torch.dtype, n: int, repeats: int, device: torch.device) -> float:
-    """The best GFLOP/s of an n x n matmul over ``repeats`` runs: the practical peak a model can be held to."""
-    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+def matmul_peak(dtype: torch.dtype, max_n: int, repeats: int, device: torch.device) -> float:
+    """The best GFLOP/s of an n x n matmul over ``repeats`` runs: the practical peak a model can be held to.
+
+    n doubles from 512 up to ``max_n`` while the next product would take under 4 s (bfloat16 without hardware
+    support runs near 1 GFLOP/s, where a 4096 x 4096 product would take minutes).
+    """
     sync = _synchronize(device)
-    with backend_flags(tf32=False):
-        for _ in range(2):
-            a @ b
+
+    def seconds(a: torch.Tensor, b: torch.Tensor) -> float:
+        start = time.perf_counter()
+        a @ b
         sync()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            a @ b
-            sync()
-            best = min(best, time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    with backend_flags(tf32=False):
+        n = 512
+        while True:
+            a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+            first = min(seconds(a, b) for _ in range(2))  # the first call also warms up
+            if n >= max_n or first * 8 > 4.0:
+                break
+            n *= 2
+        best = min([first] + [seconds(a, b) for _ in range(repeats)])
     return 2 * n ** 3 / best / 1e9
 
 
@@ -267,7 +276,7 @@ def main(argv=None) -> int:
         if not bf16:
             notes.append(f"bfloat16 variants not timed: this CPU has no bfloat16 kernels; a small Conv3d (32 channels, "
                          f"3x3x3 on 8x16x16) took {slowdown:.0f}x longer in bfloat16 than in float32.")
-    peak_n = 512 if args.tiny else (8192 if device.type == "cuda" else 4096)
+    peak_n = 512 if args.tiny else (8192 if device.type == "cuda" else 4096)  # the largest matmul for the peak
     result = dict(
         date=datetime.date.today().isoformat(), torch=torch.__version__, machine=describe_machine(device),
         cpu_threads=torch.get_num_threads(), clip=[args.clip[0], args.clip[1], args.clip[1]],

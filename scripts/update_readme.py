@@ -1,14 +1,30 @@
-"""Regenerate the model table in README.md from the code (tests/test_cli.py checks it is current)."""
+"""Regenerate README.md's model table from the code and its benchmark blocks from benchmarks/results/*/.
+
+tests/test_cli.py and tests/test_benchmark.py check that both are current.
+"""
 
 import re
 from pathlib import Path
 
 from i3zoo.facts import model_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def replace_block(text: str, marker: str, content: str) -> str:
+    pattern = rf"(<!-- {re.escape(marker)}:start -->\n).*?(\n<!-- {re.escape(marker)}:end -->)"
+    return re.sub(pattern, lambda m: m.group(1) + content + m.group(2), text, flags=re.S)
+
 
 text = README.read_text()
-new = re.sub(r"(<!-- model-table:start -->\n).*?(\n<!-- model-table:end -->)",
-             lambda m: m.group(1) + model_table() + m.group(2), text, flags=re.S)
+new = replace_block(text, "model-table", model_table())
+for run in sorted(p.parent for p in (ROOT / "benchmarks" / "results").glob("*/results.md")):
+    marker = f"benchmark:{run.name}"
+    if f"<!-- {marker}:start -->" not in new:
+        print(f"benchmarks/results/{run.name} has no block in README.md: add <!-- {marker}:start --> and "
+              f"<!-- {marker}:end --> lines (and its scaling.png) where it belongs, then run this again")
+        continue
+    new = replace_block(new, marker, (run / "results.md").read_text().strip())
 README.write_text(new)
-print("README.md model table", "updated" if new != text else "already current")
+print("README.md", "updated" if new != text else "already current")
