@@ -31,6 +31,7 @@ import torch
 
 import i3zoo
 from i3zoo.facts import count_gflops
+from i3zoo.hub import _write_atomically
 from i3zoo.inference import native_bfloat16
 from i3zoo.verify import seeded_2d_state_dict, torchvision_arch_of
 
@@ -208,6 +209,9 @@ def benchmark_model(name: str, args: argparse.Namespace, device: torch.device, *
         torch.save(state_2d, f.name)
         path = f.name
     model = i3zoo.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path)).eval().to(device)
+    # Every model shares one forward code object; without a reset, dynamo's recompile limit (8) is reached a few
+    # models in and the remaining "compiled" variants silently run eager.
+    torch._dynamo.reset()
     gflops = count_gflops(model, clip=(t, size, size))
     timed = variants(model, naive_3d(arch_2d, state_2d).to(device), device, bf16=bf16, compile=args.compile)
     reference_name = next(iter(timed))
@@ -245,6 +249,16 @@ def benchmark_model(name: str, args: argparse.Namespace, device: torch.device, *
     return result
 
 
+def run_settings(result: Dict, *, repeats: int, compile: bool, bf16: bool) -> Dict:
+    """What must match for an interrupted run to be resumed: the same machine, torch, clip and variants."""
+    return dict(machine=result["machine"], torch=result["torch"], cpu_threads=result["cpu_threads"],
+                clip=result["clip"], repeats=repeats, compile=compile, bf16=bf16)
+
+
+def write_json(path: Path, data: Dict) -> None:
+    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None,
@@ -256,6 +270,8 @@ def main(argv=None) -> int:
                         help="time bfloat16 variants (auto: only where the hardware has bfloat16 kernels)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", help="results folder (default: benchmarks/results/<device>-<processor>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the models an interrupted run of the same settings finished (partial.json)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -284,9 +300,23 @@ def main(argv=None) -> int:
                          bfloat16=matmul_peak(torch.bfloat16, peak_n, max(args.repeats, 3), device)),
         notes=notes, models={},
     )
+    # After each model the run so far goes to partial.json, so that an interrupted run can be resumed.
+    partial = out / "partial.json"
+    settings = run_settings(result, repeats=args.repeats, compile=args.compile, bf16=bf16)
+    if args.resume and partial.exists():
+        previous = json.loads(partial.read_text())
+        if previous["settings"] != settings:
+            raise SystemExit(f"--resume: {partial} was made with other settings ({previous['settings']}); "
+                             f"this run has {settings}. Delete it or run without --resume.")
+        result.update(previous["result"])
+        print(f"resuming: {', '.join(result['models'])} already done", flush=True)
     for name in args.models:
-        result["models"][name] = benchmark_model(name, args, device, bf16=bf16)
-    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        if name not in result["models"]:
+            result["models"][name] = benchmark_model(name, args, device, bf16=bf16)
+            write_json(partial, dict(settings=settings, result=result))
+    result["models"] = {name: result["models"][name] for name in args.models}
+    write_json(out / "results.json", result)
+    partial.unlink()
     markdown = render_markdown(result)
     (out / "results.md").write_text(markdown)
     print(markdown)

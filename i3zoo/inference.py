@@ -137,10 +137,11 @@ def optimize_for_inference(
     dtype = dtype or next(model.parameters()).dtype
     device = next(model.parameters()).device
     if dtype == torch.bfloat16 and not native_bfloat16(device):
+        lacking = "a GPU before Ampere" if device.type == "cuda" else "no AVX512-BF16 or AMX"
         warnings.warn(
-            f"bfloat16 convolutions have no fast kernels on this {device.type} (no AVX512-BF16 or AMX): PyTorch "
-            "runs them on a reference path far slower than float32. Leave dtype=None for float32 unless you "
-            "want bfloat16 numerics rather than speed.",
+            f"bfloat16 convolutions have no fast kernels on this {device.type} ({lacking}): PyTorch runs them on "
+            "a reference path far slower than float32. Leave dtype=None for float32 unless you want bfloat16 "
+            "numerics rather than speed.",
             UserWarning, stacklevel=2,
         )
     optimized = optimized.to(dtype=dtype)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.naive import naive_3d
-from benchmarks.run import render_markdown
+from benchmarks.run import render_markdown, run_settings
 from conftest import seeded_2d_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,23 @@ def test_benchmark_runs_end_to_end(tmp_path):
     assert markdown == render_markdown(data)
     assert "| variant | batch | ms / clip | clips / s | GFLOP/s | vs plain fp32 | rel. L2 error |" in markdown
     assert markdown in result.stdout
+    assert not (tmp_path / "partial.json").exists()
+
+    # an interrupted run resumes from partial.json: finished models are kept, not measured again
+    settings = run_settings(data, repeats=1, compile=False, bf16=True)
+    (tmp_path / "partial.json").write_text(json.dumps(dict(settings=settings, result=data)))
+    resumed = subprocess.run([sys.executable, "-m", "benchmarks.run", "--tiny", "--bf16", "yes", "--out", str(tmp_path),
+                              "--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: i3resnet50 already done" in resumed.stdout
+    assert json.loads((tmp_path / "results.json").read_text())["models"] == data["models"]
+    assert not (tmp_path / "partial.json").exists()
+
+    # ... but never into a run with other settings
+    (tmp_path / "partial.json").write_text(json.dumps(dict(settings=dict(settings, repeats=7), result=data)))
+    refused = subprocess.run([sys.executable, "-m", "benchmarks.run", "--tiny", "--bf16", "yes", "--out", str(tmp_path),
+                              "--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "was made with other settings" in refused.stderr
 
 
 def test_naive_baselines_are_the_same_networks():
