@@ -18,44 +18,19 @@ import torch
 import torchvision
 
 import i3zoo
-
-# the 2D torchvision builder each registered architecture is inflated from
-TORCHVISION_2D: Dict[str, Callable[..., torch.nn.Module]] = {
-    "i3resnet50": torchvision.models.resnet50,
-    "i3resnet101": torchvision.models.resnet101,
-    "i3resnet152": torchvision.models.resnet152,
-    "i3densenet121": torchvision.models.densenet121,
-    "i3densenet161": torchvision.models.densenet161,
-    "i3densenet169": torchvision.models.densenet169,
-    "i3densenet201": torchvision.models.densenet201,
-}
-
-
-def randomize_batchnorm(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
-    """Give every BatchNorm non-trivial affine parameters and running statistics."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.weight.copy_(1 + 0.2 * torch.randn(n, generator=g))
-                m.bias.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
-    return model
+from i3zoo.verify import seeded_2d_state_dict, torchvision_arch_of
 
 
 @functools.lru_cache(maxsize=None)
 def _seeded_state_dict(arch: str, seed: int) -> Dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    model = randomize_batchnorm(TORCHVISION_2D[arch](weights=None), seed=seed + 1)
-    return {k: v.clone() for k, v in model.state_dict().items()}
+    # the same seeded weights that `i3zoo verify` and the model cards use without ImageNet files
+    return seeded_2d_state_dict(torchvision_arch_of(arch), seed)
 
 
 def seeded_2d_model(arch: str, seed: int = 0) -> torch.nn.Module:
     """The torchvision 2D counterpart of ``arch`` with seeded random weights, in eval mode."""
     with torch.device("meta"):  # no random initialisation that the weights would overwrite
-        model = TORCHVISION_2D[arch](weights=None)
+        model = torchvision.models.get_model(torchvision_arch_of(arch), weights=None)
     model.load_state_dict({k: v.clone() for k, v in _seeded_state_dict(arch, seed).items()}, assign=True)
     return model.eval()
 
