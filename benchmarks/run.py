@@ -285,21 +285,9 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else default_out(device)
     out.mkdir(parents=True, exist_ok=True)
 
-    notes = []
     bf16 = {"yes": True, "no": False, "auto": native_bfloat16(device)}[args.bf16]
-    if device.type == "cpu":
-        slowdown = bf16_conv_slowdown(device)
-        if not bf16:
-            notes.append(f"bfloat16 variants not timed: this CPU has no bfloat16 kernels; a small Conv3d (32 channels, "
-                         f"3x3x3 on 8x16x16) took {slowdown:.0f}x longer in bfloat16 than in float32.")
-    peak_n = 512 if args.tiny else (8192 if device.type == "cuda" else 4096)  # the largest matmul for the peak
-    result = dict(
-        date=datetime.date.today().isoformat(), torch=torch.__version__, machine=describe_machine(device),
-        cpu_threads=torch.get_num_threads(), clip=[args.clip[0], args.clip[1], args.clip[1]],
-        peak_gflops=dict(float32=matmul_peak(torch.float32, peak_n, max(args.repeats, 3), device),
-                         bfloat16=matmul_peak(torch.bfloat16, peak_n, max(args.repeats, 3), device)),
-        notes=notes, models={},
-    )
+    result = dict(date=datetime.date.today().isoformat(), torch=torch.__version__, machine=describe_machine(device),
+                  cpu_threads=torch.get_num_threads(), clip=[args.clip[0], args.clip[1], args.clip[1]])
     # After each model the run so far goes to partial.json, so that an interrupted run can be resumed.
     partial = out / "partial.json"
     settings = run_settings(result, repeats=args.repeats, compile=args.compile, bf16=bf16)
@@ -308,8 +296,19 @@ def main(argv=None) -> int:
         if previous["settings"] != settings:
             raise SystemExit(f"--resume: {partial} was made with other settings ({previous['settings']}); "
                              f"this run has {settings}. Delete it or run without --resume.")
-        result.update(previous["result"])
+        result = previous["result"]  # its peak and notes too: they belong with the models already measured
         print(f"resuming: {', '.join(result['models'])} already done", flush=True)
+    else:
+        notes = []
+        if device.type == "cpu":
+            slowdown = bf16_conv_slowdown(device)
+            if not bf16:
+                notes.append(f"bfloat16 variants not timed: this CPU has no bfloat16 kernels; a small Conv3d (32 "
+                             f"channels, 3x3x3 on 8x16x16) took {slowdown:.0f}x longer in bfloat16 than in float32.")
+        peak_n = 512 if args.tiny else (8192 if device.type == "cuda" else 4096)  # the largest matmul for the peak
+        result.update(peak_gflops=dict(float32=matmul_peak(torch.float32, peak_n, max(args.repeats, 3), device),
+                                       bfloat16=matmul_peak(torch.bfloat16, peak_n, max(args.repeats, 3), device)),
+                      notes=notes, models={})
     for name in args.models:
         if name not in result["models"]:
             result["models"][name] = benchmark_model(name, args, device, bf16=bf16)
