@@ -18,7 +18,7 @@ from torch import nn
 
 import i3zoo
 from i3zoo.inference import replace_module
-from i3zoo.inflate import inflate_conv_weight
+from i3zoo.weights.inflate import inflate_conv_weight
 
 
 def _resnet_time_kernel(name: str, conv: nn.Conv2d):

@@ -31,9 +31,9 @@ import torch
 
 import i3zoo
 from i3zoo.facts import count_gflops
-from i3zoo.hub import _write_atomically
+from i3zoo.weights.hub import _write_atomically
 from i3zoo.inference import native_bfloat16
-from i3zoo.verify import seeded_2d_state_dict, torchvision_arch_of
+from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_arch_of
 
 from .naive import naive_3d
 

@@ -1,18 +1,25 @@
 """i3zoo: I3D-inflated 3D ResNets and DenseNets for video, filled from 2D ImageNet weights.
 
 Input layout (N, C, T, H, W). Importing i3zoo registers its models with timm.
+
+The package is built in wings: ``models/`` (the networks), ``weights/`` (inflation, checkpoints, the Hub,
+model cards), ``video/`` (reading video files), ``train/`` (fine-tuning) and ``cli/`` (the ``i3zoo``
+command). ``registry``, ``facts`` and ``inference`` sit at the top: each serves users across the wings (a model
+by name, its measured facts, a fast inference copy).
 """
 
-from .checkpoints import CheckpointError, read_state_dict
-from .i3densenet import I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201
-from .i3resnet import I3ResNet, I3ResNet50, I3ResNet101, I3ResNet152
+from ._version import __version__
 from . import facts
-from .hub import push_to_hub, save_pretrained
 from .inference import optimize_for_inference
-from .inflate import INFLATION_MODES, CheckpointMismatchError, inflate_conv_weight, inflate_state_dict
+from .models import (
+    I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201,
+    I3ResNet, I3ResNet50, I3ResNet101, I3ResNet152,
+)
 from .registry import create_model, is_model, list_models, list_tags
-
-__version__ = "0.1.0"
+from .weights import (
+    INFLATION_MODES, CheckpointError, CheckpointMismatchError, inflate_conv_weight, inflate_state_dict,
+    push_to_hub, read_state_dict, save_pretrained,
+)
 
 __all__ = [
     "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152",

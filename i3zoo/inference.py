@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .layers import check_clip
+from .models.layers import check_clip
 
 __all__ = ["optimize_for_inference", "InferenceModel", "conv_bn_pairs", "native_bfloat16", "replace_module"]
 
@@ -127,7 +127,7 @@ def optimize_for_inference(
     Returns:
         A module taking float32 (N, C, T, H, W) clips and returning float32 (N, num_classes) logits.
     """
-    from ._model import I3DNet
+    from .models._model import I3DNet
 
     if not isinstance(model, I3DNet):
         raise TypeError(f"optimize_for_inference takes an i3zoo model (not features_only); got {type(model).__name__}")

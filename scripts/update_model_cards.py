@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from i3zoo.cards import write_committed_cards
+from i3zoo.weights.cards import write_committed_cards
 
 for path in write_committed_cards(Path(__file__).resolve().parents[1] / "model_cards"):
     print("wrote", path.name)

@@ -18,7 +18,7 @@ import torch
 import torchvision
 
 import i3zoo
-from i3zoo.verify import seeded_2d_state_dict, torchvision_arch_of
+from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_arch_of
 
 
 @functools.lru_cache(maxsize=None)

@@ -20,9 +20,9 @@ from huggingface_hub import constants
 from timm.models import _registry
 
 import i3zoo
-from i3zoo import published
-from i3zoo.checkpoints import sha256_of
-from i3zoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from i3zoo.weights import published
+from i3zoo.weights.checkpoints import sha256_of
+from i3zoo.weights.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 from hub_standin import HubStandIn
 from test_checkpoints import serve
 

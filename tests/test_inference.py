@@ -12,7 +12,7 @@ import torch
 import i3zoo
 from conftest import boring_video, relative_error, seeded_2d_model
 from i3zoo.inference import conv_bn_pairs, native_bfloat16
-from i3zoo.verify import synthetic_images
+from i3zoo.weights.verify import synthetic_images
 
 NAMES = ["i3resnet50", "i3densenet121"]
 # where the CPU has no bfloat16 kernels (AVX2 only), optimize_for_inference(dtype=bfloat16) warns; tested below

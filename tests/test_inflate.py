@@ -1,4 +1,4 @@
-"""Weight-level checks of ``i3zoo.inflate``: the two inflation rules and the strict 2D -> 3D state-dict loader."""
+"""Weight-level checks of ``i3zoo.weights.inflate``: the two inflation rules and the strict 2D -> 3D state-dict loader."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import i3zoo
-from i3zoo.inflate import inflate_conv_weight, inflate_state_dict
+from i3zoo.weights.inflate import inflate_conv_weight, inflate_state_dict
 
 from conftest import seeded_2d_model
 
@@ -273,7 +273,7 @@ def test_create_model_with_an_extra_key_names_it(tmp_path, resnet_2d):
 
 def test_verify_accepts_a_legacy_densenet_checkpoint(densenet_2d):
     """`i3zoo verify` on torchvision's real DenseNet files: their old key names must reach the 2D model too."""
-    from i3zoo.verify import boring_video_check, synthetic_images
+    from i3zoo.weights.verify import boring_video_check, synthetic_images
 
     images = synthetic_images(count=1, size=32)
     (result,) = boring_video_check("i3densenet121", _to_legacy_densenet_keys(densenet_2d), images, frames=[8],

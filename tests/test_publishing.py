@@ -13,8 +13,8 @@ import torch
 import yaml
 
 import i3zoo
-from i3zoo.cards import committed_card
-from i3zoo.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from i3zoo.weights.cards import committed_card
+from i3zoo.weights.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,8 +68,8 @@ def test_config_is_timm_layout_with_video_facts(exported):
     assert facts["input_layout"] == "NCTHW"
     assert facts["min_input_size"] == [1, 1, 1] and facts["temporal_reduction"] == 16
     assert facts["inflation"] == "mean" and facts["temporal_padding"] == "replicate"
-    assert facts["weights_sha256"] == i3zoo.checkpoints.sha256_of(folder / WEIGHTS_NAME)
-    assert facts["source_2d"]["sha256"] == i3zoo.checkpoints.sha256_of(model.source_2d["_path"])
+    assert facts["weights_sha256"] == i3zoo.weights.checkpoints.sha256_of(folder / WEIGHTS_NAME)
+    assert facts["source_2d"]["sha256"] == i3zoo.weights.checkpoints.sha256_of(model.source_2d["_path"])
     equivalence = facts["equivalence"]
     # 10 classes: the head is new, so pooled features are compared; float32 weights carry W / t rounding
     assert equivalence["measured"] and equivalence["compared"] == "pooled features"

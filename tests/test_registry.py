@@ -12,7 +12,7 @@ import torchvision
 from timm.models import get_pretrained_cfg
 
 import i3zoo
-from i3zoo.inflate import inflate_conv_weight
+from i3zoo.weights.inflate import inflate_conv_weight
 
 from conftest import seeded_2d_model
 

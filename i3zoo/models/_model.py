@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ._builder import load_inflated_pretrained, resolve_cfg
-from .inflate import check_inflation_mode
+from ..weights.inflate import check_inflation_mode
 from .layers import LayerSpec, check_clip, min_input_size, temporal_padding_mode, total_stride
 
 __all__ = ["I3DNet", "GLOBAL_POOLS"]

@@ -98,10 +98,14 @@ def check_inflation(info: Dict[str, Any], model: nn.Module) -> None:
 
 # --- writing -----------------------------------------------------------------------------------------------
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    from ._model import I3DNet
+#: what saving reads from a model; weights/ checks for these rather than importing the model classes
+SAVED_ATTRIBUTES = ("arch_name", "pretrained_cfg", "inflation", "num_classes", "in_chans", "global_pool",
+                    "drop_rate", "video_facts")
 
-    if not isinstance(model, I3DNet) or not model.arch_name:
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    if not isinstance(model, nn.Module) or not getattr(model, "arch_name", "") or not all(
+            hasattr(model, a) for a in SAVED_ATTRIBUTES):
         raise TypeError(f"save_pretrained takes a registered i3zoo model (e.g. from create_model); got {type(model).__name__}")
     return model
 
@@ -213,7 +217,7 @@ def upload_saved(folder, repo_id: str, *, token=None, private=False, revision=No
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from . import __version__
+    from .._version import __version__
 
     api = HfApi(endpoint=endpoint, token=token, library_name="i3zoo", library_version=__version__)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id

@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from .facts import model_facts
-from .registry import arch_tags, list_models
+from ..facts import model_facts
+from ..registry import arch_tags, list_models
 
 __all__ = ["render_card", "card_equivalence", "write_committed_cards", "base_model_id"]
 
@@ -100,7 +100,7 @@ def render_card(
         if num_classes == cfg.num_classes else
         f"The backbone is inflated from the 2D source; the {num_classes}-way classifier is new."
     )
-    template = resources.files("i3zoo").joinpath(f"card_templates/{arch.rstrip('0123456789')}.md").read_text()
+    template = resources.files(__package__).joinpath(f"card_templates/{arch.rstrip('0123456789')}.md").read_text()
     return string.Template(template).substitute(
         front_matter=_front_matter(arch, tag, cfg.license or "other"),
         name=model_id,
@@ -133,7 +133,7 @@ def card_equivalence(model_id: str, inflation: str = "center") -> Dict[str, Any]
 @functools.lru_cache(maxsize=None)
 def _card_equivalence(arch: str, inflation: str) -> Dict[str, Any]:
     # the seeded weights depend on the architecture only, so the tags of one architecture share the figure
-    from .registry import create_model
+    from ..registry import create_model
     from .verify import default_dtype, measure_equivalence, seeded_2d_state_dict, torchvision_arch_of
 
     state_dict = seeded_2d_state_dict(torchvision_arch_of(arch))

@@ -17,7 +17,7 @@ import torchvision
 
 from .checkpoints import CheckpointError, cached_path, fetch_checkpoint, read_state_dict
 from .inflate import INFLATION_MODES, remap_legacy_densenet_keys
-from .registry import create_model, meta_model
+from ..registry import create_model, meta_model
 
 __all__ = ["CheckResult", "WeightChoice", "choose_weights", "seeded_2d_state_dict", "boring_video_check",
            "synthetic_images", "load_images"]

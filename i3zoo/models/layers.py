@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .inflate import check_inflation_mode
+from ..weights.inflate import check_inflation_mode
 
 __all__ = ["LayerSpec", "InflatedConv3d", "temporal_padding_mode", "min_input_size", "check_clip"]
 

@@ -18,10 +18,10 @@ from timm.models import FeatureListNet, adapt_input_conv, get_pretrained_cfg
 from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
 from torch import nn
 
-from .checkpoints import fetch_checkpoint, read_state_dict
-from .inflate import CheckpointMismatchError, inflate_state_dict
-from .published import PUBLISHED
-from .registry import arch_tags
+from ..weights.checkpoints import fetch_checkpoint, read_state_dict
+from ..weights.inflate import CheckpointMismatchError, inflate_state_dict
+from ..weights.published import PUBLISHED
+from ..registry import arch_tags
 
 __all__ = ["pretrained_cfg_from_torchvision", "resolve_cfg", "load_inflated_pretrained", "create_registered"]
 
@@ -135,7 +135,7 @@ def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *
     In order: pre-inflated weights named by the cfg (``hf-hub:`` / ``local-dir:`` models); a published Hub
     copy of a registered tag (if the Hub answers; otherwise, saying so, ...); the 2D source, inflated.
     """
-    from . import hub
+    from ..weights import hub
 
     if pretrained_cfg.get("source") in ("hf-hub", "local-dir"):
         state_dict, info = hub.read_preinflated(pretrained_cfg, cache_dir=cache_dir)

@@ -90,7 +90,7 @@ class I3ResNet(I3DNet):
 
     Args:
         block_counts: blocks per stage, e.g. (3, 4, 6, 3) for ResNet-50; set by the named subclasses.
-        Every other (keyword) argument is :class:`i3zoo._model.I3DNet`'s: ``pretrained``, ``inflation``,
+        Every other (keyword) argument is :class:`i3zoo.models._model.I3DNet`'s: ``pretrained``, ``inflation``,
         ``num_classes``, ``in_chans``, ``drop_rate``, ``global_pool``, ``pretrained_cfg``,
         ``pretrained_cfg_overlay``, ``cache_dir``.
     """

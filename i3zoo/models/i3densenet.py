@@ -110,7 +110,7 @@ class I3DenseNet(I3DNet):
 
     Args:
         growth_rate, block_config, num_init_features, bn_size: torchvision's DenseNet hyper-parameters, set
-            by the named subclasses. Every other (keyword) argument is :class:`i3zoo._model.I3DNet`'s.
+            by the named subclasses. Every other (keyword) argument is :class:`i3zoo.models._model.I3DNet`'s.
     """
 
     growth_rate: int = 32

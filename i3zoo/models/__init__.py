@@ -1,0 +1,18 @@
+"""The networks: 3D ResNets and DenseNets that mirror torchvision's 2D definitions module for module.
+
+``_model.py`` is the surface every network shares (timm's ``forward_features`` / ``forward_head`` /
+``reset_classifier`` ...), ``layers.py`` the temporal layer specs and the padded 3D convolution,
+``i3resnet.py`` and ``i3densenet.py`` one family each (importing them registers the models with timm), and
+``_builder.py`` the construction-time path from a registered name and pretrained cfg to a filled model.
+
+May import: torch, torchvision, timm, ``i3zoo.weights`` (to be filled) and ``i3zoo.registry``. Nothing
+else of i3zoo imports into here, except the package root and the top-level tools built on the models.
+"""
+
+from .i3densenet import I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201
+from .i3resnet import I3ResNet, I3ResNet50, I3ResNet101, I3ResNet152
+
+__all__ = [
+    "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152",
+    "I3DenseNet", "I3DenseNet121", "I3DenseNet161", "I3DenseNet169", "I3DenseNet201",
+]
