@@ -18,8 +18,9 @@ from .models import (
 from .registry import create_model, is_model, list_models, list_tags
 from .weights import (
     INFLATION_MODES, CheckpointError, CheckpointMismatchError, inflate_conv_weight, inflate_state_dict,
-    push_to_hub, read_state_dict, save_pretrained,
+    read_state_dict,
 )
+from .weights.hub import push_to_hub, save_pretrained
 
 __all__ = [
     "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152",

@@ -13,6 +13,8 @@ import timm
 from timm.models import get_arch_pretrained_cfgs, parse_model_name, split_model_name_tag
 from torch import nn
 
+from .weights.config import read_source_config
+
 __all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags", "meta_model"]
 
 MODULES = ("i3resnet", "i3densenet")  # the timm registry modules that hold i3zoo's models
@@ -87,5 +89,7 @@ def create_model(
     source, _ = parse_model_name(model_name)  # timm's: a bare "org/name" or path gets a hint to use a prefix
     if source is None:
         _check_name(model_name)
+    else:  # timm would build any model the folder's config names: check it is one of ours, and sound
+        read_source_config(model_name, list_models(), cache_dir=kwargs.get("cache_dir"))
     return timm.create_model(model_name, pretrained=pretrained, pretrained_cfg_overlay=pretrained_cfg_overlay,
                              **kwargs)

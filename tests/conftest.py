@@ -116,3 +116,15 @@ def run_cli(monkeypatch, capsys, tmp_path):
         return subprocess.CompletedProcess(list(args), code, out, err)
 
     return run
+
+
+def cache_entries(folder: Path) -> list:
+    """Names in a checkpoint cache folder, leaving out i3zoo's private ``.i3zoo`` folder after checking that it
+    holds only locks and recorded hashes (no partial download hides there)."""
+    if not folder.exists():
+        return []
+    private = folder / ".i3zoo"
+    if private.exists():
+        stray = [p.name for p in private.iterdir() if not p.name.endswith((".lock", ".sha256"))]
+        assert not stray, f"unexpected files in {private}: {stray}"
+    return sorted(p.name for p in folder.iterdir() if p.name != ".i3zoo")

@@ -19,7 +19,7 @@ import torch
 
 import i3zoo
 
-from conftest import save_2d_checkpoint
+from conftest import cache_entries, save_2d_checkpoint
 
 
 def _sha256(path: Path) -> str:
@@ -174,13 +174,13 @@ def test_download_lands_in_the_hub_cache_and_is_reused_offline(torch_home, serve
     cached = cache / name
     assert cached.is_file()
     assert _sha256(cached) == _sha256(served_dir / name)
-    assert sorted(p.name for p in cache.iterdir()) == [name], "partial or stray files left in the cache"
+    assert cache_entries(cache) == [name], "partial or stray files left in the cache"
     _assert_same_state(model, from_pth)
 
     # the server is gone: a second load must come from the cache
     again = i3zoo.create_model("i3resnet50", pretrained=True, pretrained_cfg_overlay=dict(url=url))
     _assert_same_state(again, from_pth)
-    assert sorted(p.name for p in cache.iterdir()) == [name]
+    assert cache_entries(cache) == [name]
 
 
 # --- (c) a download whose content does not match its name's hash ---------------------------------------------
@@ -199,7 +199,7 @@ def test_download_with_a_wrong_hash_is_refused_and_discarded(tmp_path, torch_hom
             )
     assert "deadbeef" in str(info.value)
     cache = torch_home / "hub" / "checkpoints"
-    leftovers = list(cache.iterdir()) if cache.exists() else []
+    leftovers = cache_entries(cache)
     assert leftovers == [], f"left behind in the cache: {leftovers}"
 
 
@@ -212,7 +212,7 @@ def test_missing_file_on_the_server_is_a_checkpoint_error(tmp_path, torch_home):
                 "i3resnet50", pretrained=True, pretrained_cfg_overlay=dict(url=server.url("resnet50-12345678.pth"))
             )
     cache = torch_home / "hub" / "checkpoints"
-    assert not cache.exists() or list(cache.iterdir()) == []
+    assert cache_entries(cache) == []
 
 
 # --- (d) a cached file whose content no longer matches its name's hash ---------------------------------------
@@ -316,4 +316,4 @@ def test_unreachable_url_suggests_a_local_file(torch_home):
     assert "pretrained_cfg_overlay=dict(file=" in message
     assert url in message
     cache = torch_home / "hub" / "checkpoints"
-    assert not cache.exists() or list(cache.iterdir()) == []
+    assert cache_entries(cache) == []

@@ -82,7 +82,8 @@ def test_push_then_load_online_then_offline(model, tmp_path):
         weights.write_bytes(files[WEIGHTS_NAME])
         assert sha256_of(weights) == config["i3zoo"]["weights_sha256"]
         front = yaml.safe_load(files[CARD_NAME].decode().split("---\n")[1])
-        assert front["library_name"] == "i3zoo" and front["base_model"] == "timm/densenet121.tv_in1k"
+        # inflated from seeded random weights, not torchvision's file: the card claims no ImageNet base model
+        assert front["library_name"] == "i3zoo" and "base_model" not in front
 
         # the token went in the Authorization header only: never into a file, a URL or the commit
         for content in files.values():

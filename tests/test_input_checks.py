@@ -136,7 +136,7 @@ def test_densenet_minimum_is_tight(models, axis):
         model(x)
     # the check is not over-cautious: the unchecked backbone cannot produce an output for this clip either
     with torch.no_grad(), pytest.raises(RuntimeError):
-        model.forward_features(x)
+        model._features(x)
 
 
 def test_min_input_size_matches_the_densenet_family(models):

@@ -24,6 +24,7 @@ from huggingface_hub import constants
 
 import i3zoo
 from hub_standin import HubStandIn
+from conftest import cache_entries
 from test_checkpoints import serve
 
 PACKAGE = Path(i3zoo.__file__).resolve().parent
@@ -112,7 +113,7 @@ def test_truncated_download_is_refused_and_leaves_nothing(served, tmp_path, monk
     with serve(folder) as server, pytest.raises(i3zoo.CheckpointError, match="does not match its known hash"):
         i3zoo.create_model("i3resnet50", pretrained=True, pretrained_cfg_overlay=dict(url=server.url(name)))
     cache = tmp_path / "torch" / "hub" / "checkpoints"
-    assert not cache.exists() or not list(cache.iterdir())
+    assert cache_entries(cache) == []
 
 
 # --- 3. concurrency --------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def test_four_processes_share_one_download(served, tmp_path):
     digests = {out.strip() for out, _ in results}
     assert len(digests) == 1  # identical weights everywhere
     cache = tmp_path / "torch" / "hub" / "checkpoints"
-    assert [p.name for p in cache.iterdir()] == [name]  # one complete file, no partial downloads
+    assert cache_entries(cache) == [name]  # one complete file, no partial downloads
     assert _sha256(cache / name) == _sha256(folder / name)
     assert _SlowCountingHandler.gets == 1  # the lock made the others wait instead of downloading again
 

@@ -14,6 +14,8 @@ May import every wing; nothing of i3zoo imports ``cli``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from typing import List, Optional
 
@@ -23,17 +25,60 @@ from . import publish, verify
 COMMANDS = (list_command, verify, publish)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="i3zoo", description="I3D-inflated 3D CNNs for video.")
+    parser = _Parser(prog="i3zoo", description="I3D-inflated 3D CNNs for video.")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
     return parser
 
 
+@contextlib.contextmanager
+def offline_mode(enabled: bool):
+    """``--offline``: no network attempt anywhere, as with ``HF_HUB_OFFLINE=1`` (which i3zoo honours too).
+
+    Undone afterwards, so that ``main`` called in-process leaves the caller's settings as they were.
+    """
+    from huggingface_hub import constants
+
+    if not enabled:
+        yield
+        return
+    previous = os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True  # huggingface_hub read the variable when it was imported
+    try:
+        yield
+    finally:
+        if previous[0] is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous[0]
+        constants.HF_HUB_OFFLINE = previous[1]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command; a bad argument or a bad file is one line on stderr and exit code 2, not a traceback."""
+    from ..weights.checkpoints import CheckpointError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        with offline_mode(getattr(args, "offline", False)):
+            return args.func(args)
+    except (CheckpointError, ValueError, TypeError, OSError) as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"i3zoo {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"i3zoo {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ def _build_for_export(name: str, args: argparse.Namespace):
     try:
         return create_model(name, pretrained=True, inflation=args.inflation, pretrained_cfg_overlay=overlay)
     except (CheckpointError, OSError, ValueError) as e:
-        raise SystemExit(f"i3zoo: cannot inflate {name}: {e}\n(give a local copy of the 2D weights with --file PATH)")
+        raise SystemExit(f"i3zoo: cannot inflate {name}: {' '.join(str(e).split())} (give a local copy of the 2D "
+                         "weights with --file PATH)")
 
 
 def _tagged_names(args: argparse.Namespace) -> List[str]:
@@ -88,6 +89,7 @@ def add_parser(sub) -> None:
         p.add_argument("--file", metavar="PATH", help="a local copy of the 2D weights (.pth or .safetensors)")
         if command == "export":
             p.add_argument("--out", required=True, metavar="DIR", help="folder (one subfolder per model with --all)")
+            p.add_argument("--offline", action="store_true", help="no network attempt (as HF_HUB_OFFLINE=1)")
         else:
             p.add_argument("--repo", required=True, help="ORG/NAME (with --all: ORG, each tag to ORG/arch.tag)")
             p.add_argument("--private", action="store_true")

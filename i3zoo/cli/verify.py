@@ -24,7 +24,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         if name not in list_models():
             print(f"i3zoo verify: unknown model {name!r}; models: {', '.join(list_models())}", file=sys.stderr)
             return 2
-    choices = {n: choose_weights(n, allow_download=not args.offline) for n in names}
+    from ..weights.checkpoints import offline
+
+    choices = {n: choose_weights(n, allow_download=not (args.offline or offline())) for n in names}
     kinds = {c.kind for c in choices.values()}
     if kinds == {"random"}:
         first = next(iter(choices.values()))

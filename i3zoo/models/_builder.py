@@ -18,10 +18,12 @@ from timm.models import FeatureListNet, adapt_input_conv, get_pretrained_cfg
 from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
 from torch import nn
 
-from ..weights.checkpoints import fetch_checkpoint, read_state_dict
+from ..weights.checkpoints import CheckpointError, check_state_dict, fetch_checkpoint, public_url, read_state_dict
+from ..weights.config import MODEL_ARGS
 from ..weights.inflate import CheckpointMismatchError, inflate_state_dict
 from ..weights.published import PUBLISHED
 from ..registry import arch_tags
+from .layers import check_clip
 
 __all__ = ["pretrained_cfg_from_torchvision", "resolve_cfg", "load_inflated_pretrained", "create_registered"]
 
@@ -64,23 +66,43 @@ def resolve_cfg(arch_name: str, pretrained_cfg=None, pretrained_cfg_overlay=None
 def load_2d_state_dict(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Tuple[Dict[str, torch.Tensor], Dict]:
     """Read the 2D weights a cfg points at (an in-memory ``state_dict``, a ``file`` or a ``url``).
 
-    Returns the state dict and a record of its source: ``url`` or file ``name`` (never a local path, which
-    would leak into exported configs) and the local path under the private key ``_path``. Its sha256 is
-    computed only when an export records it, not on every construction.
+    Returns the state dict and a record of its source: ``url`` (without its query string, which may carry
+    credentials) or file ``name`` (never a local path, which would leak into exported configs) and the local
+    path under the private key ``_path``. Its sha256 is computed only when an export records it, not on every
+    construction.
     """
     if pretrained_cfg.get("state_dict") is not None:
-        return dict(pretrained_cfg["state_dict"]), {"kind": "state_dict"}
+        state_dict = check_state_dict(pretrained_cfg["state_dict"], "the state_dict in pretrained_cfg_overlay")
+        return state_dict, {"kind": "state_dict"}
     if pretrained_cfg.get("file"):
         path = Path(pretrained_cfg["file"])
         state_dict = read_state_dict(path)
         return state_dict, {"kind": "file", "name": path.name, "_path": str(path)}
     if pretrained_cfg.get("url"):
         path = fetch_checkpoint(pretrained_cfg["url"], cache_dir=cache_dir)
-        return read_state_dict(path), {"kind": "url", "url": pretrained_cfg["url"], "_path": str(path)}
+        return read_state_dict(path), {"kind": "url", "url": public_url(pretrained_cfg["url"]), "_path": str(path)}
     raise ValueError(
         f"no 2D weights are known for {pretrained_cfg.get('architecture')!r}: give "
         "pretrained_cfg_overlay=dict(file=PATH) or dict(url=URL)"
     )
+
+
+def _classes_in(state_dict: Dict[str, torch.Tensor], classifier: str) -> int:
+    """How many classes the weights' classifier has (0: they hold none)."""
+    weight = state_dict.get(f"{classifier}.weight")
+    return int(weight.shape[0]) if weight is not None and weight.dim() >= 1 else 0
+
+
+def _check_kinds(model: nn.Module, state_dict: Dict[str, torch.Tensor], source: str) -> None:
+    """Refuse integer, boolean or complex tensors where the model holds floating point (and the reverse)."""
+    model_state = model.state_dict()
+    wrong = [f"{k}: checkpoint {v.dtype}, model {model_state[k].dtype}" for k, v in state_dict.items()
+             if k in model_state and (v.is_complex() or v.is_floating_point() != model_state[k].is_floating_point())]
+    if wrong:
+        raise CheckpointMismatchError(
+            f"{source} cannot fill {type(model).__name__}: tensors of the wrong kind (integer, boolean or complex "
+            f"where the model has real floating point, or the reverse) ({len(wrong)}): " + "; ".join(wrong[:10])
+        )
 
 
 def fill_model(model: nn.Module, state_dict: Dict[str, torch.Tensor], pretrained_cfg: Dict[str, Any],
@@ -88,18 +110,23 @@ def fill_model(model: nn.Module, state_dict: Dict[str, torch.Tensor], pretrained
     """Load a 2D state dict (inflated on the way) or a pre-inflated 3D one into ``model``, strictly.
 
     ``in_chans != 3`` adapts a 2D first kernel as timm does before inflating it; a ``num_classes`` other than
-    the source's keeps the model's classifier freshly initialised. ``source`` names the weights in errors.
+    the classifier's in the weights keeps the model's classifier freshly initialised. ``source`` names the
+    weights in errors.
     """
+    _check_kinds(model, state_dict, source)
     # inflate in the model's precision: W / t of a float32 kernel is exact to float64's last digit only if the
     # division happens in float64 (a model built under torch.set_default_dtype(torch.float64))
     dtype = next(model.parameters()).dtype
     state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
-    first_conv, classifier = pretrained_cfg["first_conv"], pretrained_cfg["classifier"]
+    # the model's own layer names, never a (possibly tampered) config's
+    first_conv, classifier = model.first_conv_name, model.classifier_name
     first_kernel = state_dict.get(f"{first_conv}.weight")
     if model.in_chans != 3 and first_kernel is not None and first_kernel.dim() == 4:
         state_dict[f"{first_conv}.weight"] = adapt_input_conv(model.in_chans, first_kernel)
     target = {k: v.shape for k, v in model.state_dict().items()}
-    fresh_head = model.num_classes != pretrained_cfg.get("num_classes", 1000)
+    # a classifier is kept when the weights have one of the model's size (a fine-tuned 2D checkpoint keeps its
+    # head); the count is read from the weights, not from a cfg that could claim another
+    fresh_head = model.num_classes != _classes_in(state_dict, classifier)
     if fresh_head:
         is_head = lambda key: key.startswith(classifier + ".")  # noqa: E731
         state_dict = {k: v for k, v in state_dict.items() if not is_head(k)}
@@ -140,6 +167,10 @@ def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *
     if pretrained_cfg.get("source") in ("hf-hub", "local-dir"):
         state_dict, info = hub.read_preinflated(pretrained_cfg, cache_dir=cache_dir)
         hub.check_inflation(info, model)
+        held = _classes_in(state_dict, model.classifier_name)
+        if info.get("num_classes") is not None and info["num_classes"] != held:
+            raise CheckpointError(f"{info['source']}: config.json says {info['num_classes']} classes, but the "
+                                  f"classifier in {hub.WEIGHTS_NAME} has {held}")
         fill_model(model, state_dict, pretrained_cfg, source=info["source"])
         model.source_2d = info.get("source_2d") or {}
         return
@@ -153,10 +184,23 @@ def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *
             model.source_2d = info.get("source_2d") or {}
             return
     state_dict, source_2d = load_2d_state_dict(pretrained_cfg, cache_dir=cache_dir)
-    source = source_2d.get("url") or pretrained_cfg.get("file") or "the given state dict"
+    source = source_2d.get("url") or pretrained_cfg.get("file") or "the given state dict"  # url: public_url
     fill_model(model, state_dict, pretrained_cfg, source=source)
     model.source_2d = dict(source_2d, tag=pretrained_cfg.get("tag"))
     _logger.info("inflated %s (%s mode) from %s", name, model.inflation, source)
+
+
+class VideoFeatureListNet(FeatureListNet):
+    """timm's ``FeatureListNet`` over an i3zoo model, checking the clip as the model's ``forward`` does."""
+
+    def __init__(self, model: nn.Module, out_indices, flatten_sequential: bool) -> None:
+        super().__init__(model, out_indices=out_indices, flatten_sequential=flatten_sequential)
+        self.clip_check = dict(model_name=type(model).__name__, in_chans=model.in_chans,
+                               min_size=tuple(model.min_input_size))
+
+    def forward(self, x: torch.Tensor):
+        check_clip(x, **self.clip_check)
+        return super().forward(x)
 
 
 def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Module:
@@ -167,13 +211,17 @@ def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Modul
     """
     features_only = kwargs.pop("features_only", False)
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3, 4))
-    kwargs.pop("pretrained_model_args", None)
+    saved_args = kwargs.pop("pretrained_model_args", None) or {}  # a hf-hub: / local-dir: config's model_args
+    unknown = sorted(set(saved_args) - set(MODEL_ARGS))
+    if unknown:  # timm has already merged them into kwargs: refuse before anything is built from them
+        raise CheckpointError(f"config.json field 'model_args.{unknown[0]}' is not a constructor argument i3zoo "
+                              f"restores; allowed: {', '.join(MODEL_ARGS)}")
     model = model_cls(pretrained=pretrained, **kwargs)
     if features_only:
         pretrained_cfg = model.pretrained_cfg
         stages = len(model.feature_info)
         if not all(isinstance(i, int) and -stages <= i < stages for i in out_indices):
             raise ValueError(f"out_indices must be stage indices in range({stages}); got {tuple(out_indices)}")
-        model = FeatureListNet(model, out_indices=out_indices, flatten_sequential=model.feature_flatten_sequential)
+        model = VideoFeatureListNet(model, out_indices, model.feature_flatten_sequential)
         model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
     return model

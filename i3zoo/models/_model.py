@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 from typing import Any, Dict, Optional, Sequence
 
 import torch
@@ -55,6 +57,8 @@ class I3DNet(nn.Module):
     """
 
     classifier_name: str = "fc"
+    #: the first convolution (``in_chans`` adapts its 2D kernel); also the cfg's ``first_conv``
+    first_conv_name: str = "conv1"
     #: whether timm's FeatureListNet must look inside top-level Sequentials to find feature_info's modules
     feature_flatten_sequential: bool = False
     #: torchvision starts DenseNet classifiers with a zero bias, ResNet ones with nn.Linear's default
@@ -90,11 +94,24 @@ class I3DNet(nn.Module):
         self.drop_rate = float(drop_rate)
         self.global_pool = _check_global_pool(global_pool)
         self.grad_checkpointing = False
+        self._check_architecture_args(architecture)
         # built on the meta device when the weights will be loaded anyway: no wasted random initialisation
         with torch.device("meta") if pretrained else contextlib.nullcontext():
             self._build(**architecture)
         self._finish_init()
         self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
+
+    def _check_architecture_args(self, architecture: Dict[str, Any]) -> None:
+        """A misspelt keyword (``num_class=10``) is an error naming the close match, not a TypeError from deep inside."""
+        family = [n for n in inspect.signature(self._build).parameters if n != "self"]
+        unknown = sorted(set(architecture) - set(family))
+        if unknown:
+            known = sorted(set(family) | {n for n in inspect.signature(I3DNet.__init__).parameters
+                                          if n not in ("self", "architecture")})
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise TypeError(f"unknown argument {unknown[0]!r} for {type(self).__name__}{hint} Arguments: "
+                            + ", ".join(known))
 
     def _build(self, **architecture: Any) -> None:
         """Create the layers (in torchvision's names), ``num_features``, the classifier and ``feature_info``."""
@@ -123,6 +140,12 @@ class I3DNet(nn.Module):
     # --- forward ---------------------------------------------------------------------------------------
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) clip -> (N, num_features, T', H', W') features; the clip is checked first."""
+        self.check_clip(x)
+        return self._features(x)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone without the input check (each family's)."""
         raise NotImplementedError
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -132,9 +155,12 @@ class I3DNet(nn.Module):
             x = F.dropout(x, p=self.drop_rate, training=self.training)
         return x if pre_logits else self.get_classifier()(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) float clip -> (N, num_classes) logits."""
+    def check_clip(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` (``TypeError`` for a non-tensor) unless ``x`` is a clip this model accepts."""
         check_clip(x, model_name=type(self).__name__, in_chans=self.in_chans, min_size=self.min_input_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) float clip -> (N, num_classes) logits (``forward_features`` checks the clip)."""
         return self.forward_head(self.forward_features(x))
 
     def _run_stages(self, x: torch.Tensor, stages: Sequence[nn.Module]) -> torch.Tensor:

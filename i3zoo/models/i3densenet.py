@@ -118,6 +118,7 @@ class I3DenseNet(I3DNet):
     num_init_features: int = 64
     bn_size: int = 4
     classifier_name = "classifier"
+    first_conv_name = "features.conv0"
     feature_flatten_sequential = True  # feature_info names modules inside `features`
     zero_classifier_bias = True
 
@@ -169,7 +170,7 @@ class I3DenseNet(I3DNet):
         design = DENSENET_DESIGN
         return [design.stem_conv, design.stem_pool] + [design.transition_pool] * (len(self.block_config) - 1)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> (N, num_features, T/8, H/32, W/32) (sizes rounded down), after the final ReLU."""
         stem, rest = self.features[:4], list(self.features)[4:]  # conv0..pool0 as one stage: relu0 is in-place
         x = self._run_stages(x, [stem] + rest)

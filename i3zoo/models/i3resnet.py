@@ -143,7 +143,7 @@ class I3ResNet(I3DNet):
         design = RESNET_DESIGN
         return [design.stem_conv, design.stem_pool] + [design.block_conv2(2)] * 3
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> (N, 2048, T/16, H/32, W/32) (sizes rounded up)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self._run_stages(x, [self.layer1, self.layer2, self.layer3, self.layer4])

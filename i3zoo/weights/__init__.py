@@ -1,7 +1,7 @@
 """Where weights come from and go: inflation, checkpoints, the Hugging Face Hub, model cards.
 
 ``inflate.py`` the inflation rule and the strict 2D -> 3D state-dict loader, ``checkpoints.py`` reading
-plain-weight files and fetching them hash-checked, ``verify.py`` the boring-video check of inflated weights
+plain-weight files and fetching them hash-checked, ``config.py`` validating a saved ``config.json``, ``verify.py`` the boring-video check of inflated weights
 against their 2D source, ``hub.py`` ``save_pretrained`` / ``push_to_hub`` and reading pre-inflated folders
 back, ``published.py`` the records of published variants, ``cards.py`` and ``card_templates/`` the model
 cards.
@@ -12,11 +12,11 @@ graph). May import: torch, torchvision (the 2D side of the check), timm, hugging
 filelock, and the top-level ``registry`` and ``facts``, which reach a model only by its registered name.
 """
 
+# hub (save_pretrained, push_to_hub) is not imported here: it uses registry, which imports weights.config
 from .checkpoints import CheckpointError, read_state_dict
-from .hub import push_to_hub, save_pretrained
 from .inflate import INFLATION_MODES, CheckpointMismatchError, inflate_conv_weight, inflate_state_dict
 
 __all__ = [
     "INFLATION_MODES", "inflate_conv_weight", "inflate_state_dict", "CheckpointError",
-    "CheckpointMismatchError", "read_state_dict", "save_pretrained", "push_to_hub",
+    "CheckpointMismatchError", "read_state_dict",
 ]

@@ -40,7 +40,7 @@ def base_model_id(arch: str, tag: str) -> str:
     return f"timm/{torchvision_arch_of(arch)}.{tag}"
 
 
-def _front_matter(arch: str, tag: str, license: str) -> str:
+def _front_matter(arch: str, tag: str, license: str, *, registered_source: bool) -> str:
     from huggingface_hub import ModelCardData
 
     family = "resnet" if arch.startswith("i3resnet") else "densenet"
@@ -48,11 +48,26 @@ def _front_matter(arch: str, tag: str, license: str) -> str:
         library_name="i3zoo",
         license=license,
         tags=["video-classification", "i3d", "inflated", "timm", family, "pytorch"],
-        datasets=["imagenet-1k"],
+        # weights from some other 2D file claim neither torchvision's data set nor its model
+        datasets=["imagenet-1k"] if registered_source else None,
         pipeline_tag="video-classification",
-        base_model=base_model_id(arch, tag),
+        base_model=base_model_id(arch, tag) if registered_source else None,
     )
     return f"---\n{data.to_yaml()}\n---"
+
+
+def is_registered_source(source_2d: Dict[str, Any], registered_url: str) -> bool:
+    """Whether the 2D weights were the tag's own (torchvision's file): by URL, or by the hash in its name."""
+    from .checkpoints import expected_hash_prefix, public_url
+
+    kind, sha = source_2d.get("kind"), source_2d.get("sha256")
+    prefix = expected_hash_prefix(registered_url)
+    same_file = bool(sha and prefix and sha.startswith(prefix))
+    if kind is None:  # the committed cards: the registered source by definition
+        return True
+    if kind == "url":
+        return source_2d.get("url") == public_url(registered_url) or same_file
+    return kind == "file" and same_file
 
 
 def _equivalence_text(equivalence: Dict[str, Any], *, bound_only: bool) -> str:
@@ -90,9 +105,20 @@ def render_card(
     sha = source_2d.get("sha256")
     if source_2d.get("kind") == "file":
         source_line = f"local file `{source_2d['name']}` (sha256 `{sha}`), given in place of `{cfg.url}`"
+    elif source_2d.get("kind") == "state_dict":
+        source_line = f"a state dict given in memory, in place of `{cfg.url}`"
     else:
         source_line = f"`{source_2d.get('url') or cfg.url}`" + (
             f" (sha256 `{sha}`)" if sha else " (sha256 prefix in the file name, checked on load)")
+    registered = is_registered_source(source_2d, cfg.url)
+    weights_name = (cfg.notes or [""])[0].removeprefix("2D source: torchvision ").split(" (")[0]
+    if registered:
+        source_description = f"torchvision's ImageNet-1k `{torchvision_name}` (`{weights_name}`)"
+        license, license_text = cfg.license or "other", f"{cfg.license or 'other'} (the 2D source's)"
+    else:
+        source_description = (f"a 2D `{torchvision_name}` checkpoint given by the user, not torchvision's ImageNet-1k "
+                              f"file (`{weights_name}`)")
+        license, license_text = "other", "that of the 2D checkpoint it was inflated from (not known to i3zoo)"
     mt, mh, mw = facts.min_input_size
     guarantee = (
         "**Equivalence guarantee.** Shown a video whose frames all equal one image, the 3D model gives the 2D "
@@ -102,12 +128,11 @@ def render_card(
     )
     template = resources.files(__package__).joinpath(f"card_templates/{arch.rstrip('0123456789')}.md").read_text()
     return string.Template(template).substitute(
-        front_matter=_front_matter(arch, tag, cfg.license or "other"),
+        front_matter=_front_matter(arch, tag, license, registered_source=registered),
         name=model_id,
         arch=arch,
         arch_title=title,
-        arch_2d=f"`{torchvision_name}`",
-        source_weights=(cfg.notes or [""])[0].removeprefix("2D source: torchvision ").split(" (")[0],
+        source_description=source_description,
         params=f"{facts.params / 1e6:.1f} M",
         gflops=f"{facts.gflops:.1f}",
         min_input=f"{mt} × {mh} × {mw}",
@@ -117,7 +142,7 @@ def render_card(
         inflation=inflation,
         inflation_rule=_INFLATION_RULES[inflation],
         source_line=source_line,
-        license=cfg.license or "other",
+        license_text=license_text,
         guarantee=guarantee,
         model_id=model_id,
         hub_tag_arg=f', pretrained_cfg="{tag}"' if tag != arch_tags(arch)[0] else "",

@@ -19,12 +19,12 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .checkpoints import CheckpointError, sha256_of
+from .checkpoints import CheckpointError, check_state_dict, offline, sha256_of
+from .config import CONFIG_NAME, hub_file as _hub_file, read_config
 
 __all__ = ["save_pretrained", "push_to_hub", "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME"]
 
 WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 FORMAT_VERSION = 1
 
@@ -32,12 +32,18 @@ FORMAT_VERSION = 1
 # --- reading -----------------------------------------------------------------------------------------------
 
 def _read_verified(weights: Path, config: Path, expected_sha256: Optional[str], source: str):
+    """The state dict of a pre-inflated folder, hash-checked, and the config's ``"i3zoo"`` block.
+
+    The block gains ``source`` and ``num_classes`` (the config's, validated; the caller checks it against the
+    classifier in the weights).
+    """
     from safetensors.torch import load_file
 
-    meta = json.loads(config.read_text(encoding="utf-8")).get("i3zoo", {})
-    expected = expected_sha256 or meta.get("weights_sha256")
-    if not expected:
-        raise CheckpointError(f"{source}: config.json records no sha256 for {WEIGHTS_NAME}; refusing unverified weights")
+    from ..registry import list_models
+
+    parsed = read_config(config, source, list_models())
+    meta = parsed["i3zoo"]
+    expected = (expected_sha256 or meta["weights_sha256"]).lower()
     actual = sha256_of(weights)
     if actual != expected:
         raise CheckpointError(
@@ -45,10 +51,13 @@ def _read_verified(weights: Path, config: Path, expected_sha256: Optional[str], 
             f"{actual}. It was not loaded; delete the file (or the Hugging Face cache entry) and download it again."
         )
     try:
-        state_dict = load_file(str(weights), device="cpu")
+        state_dict = check_state_dict(load_file(str(weights), device="cpu"), f"{source}: {WEIGHTS_NAME}")
+    except CheckpointError:
+        raise
     except Exception as e:  # safetensors raises its own error types
         raise CheckpointError(f"{source}: {weights} is not a readable safetensors file: {e}") from e
-    return state_dict, dict(meta, source=source)
+    num_classes = parsed.get("num_classes", parsed.get("model_args", {}).get("num_classes"))
+    return state_dict, dict(meta, source=source, num_classes=num_classes)
 
 
 def read_preinflated(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Tuple[Dict[str, torch.Tensor], Dict]:
@@ -56,27 +65,27 @@ def read_preinflated(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Tuple
     if pretrained_cfg["source"] == "local-dir":
         folder = Path(pretrained_cfg["file"])
         return _read_verified(folder / WEIGHTS_NAME, folder / CONFIG_NAME, None, f"local-dir:{folder.name}")
-    from huggingface_hub import hf_hub_download
     from timm.models._hub import hf_split
 
     repo_id, revision = hf_split(pretrained_cfg["hf_hub_id"])
-    config = hf_hub_download(repo_id, CONFIG_NAME, revision=revision, cache_dir=cache_dir)
-    weights = hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir)
-    return _read_verified(Path(weights), Path(config), None, f"hf-hub:{pretrained_cfg['hf_hub_id']}")
+    config = _hub_file(repo_id, CONFIG_NAME, revision, cache_dir)
+    weights = _hub_file(repo_id, WEIGHTS_NAME, revision, cache_dir)
+    return _read_verified(weights, config, None, f"hf-hub:{pretrained_cfg['hf_hub_id']}")
 
 
 def read_published(name: str, record, *, cache_dir=None):
     """The Hub copy of registered tag ``name``, hash-checked; None (with a warning) if the Hub cannot serve it."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
 
+    cached = isinstance(try_to_load_from_cache(record.repo_id, WEIGHTS_NAME, revision=record.revision,
+                                               cache_dir=cache_dir), str)
     try:
-        if not isinstance(try_to_load_from_cache(record.repo_id, WEIGHTS_NAME, revision=record.revision,
-                                                 cache_dir=cache_dir), str):
+        if not cached and not offline():
             # hf_hub_download retries an unreachable Hub with backoff for about 25 s before it gives up; one
             # plain request tells sooner, and there is a fallback to go to
             get_hf_file_metadata(hf_hub_url(record.repo_id, WEIGHTS_NAME, revision=record.revision))
-        config = hf_hub_download(record.repo_id, CONFIG_NAME, revision=record.revision, cache_dir=cache_dir)
-        weights = hf_hub_download(record.repo_id, WEIGHTS_NAME, revision=record.revision, cache_dir=cache_dir)
+        config = _hub_file(record.repo_id, CONFIG_NAME, record.revision, cache_dir)
+        weights = _hub_file(record.repo_id, WEIGHTS_NAME, record.revision, cache_dir)
     except Exception as e:  # offline, unreachable, repo gone: all mean "inflate the 2D source instead"
         warnings.warn(
             f"pre-inflated weights for {name} could not be fetched from the Hugging Face Hub "
@@ -84,7 +93,7 @@ def read_published(name: str, record, *, cache_dir=None):
             stacklevel=4,
         )
         return None
-    return _read_verified(Path(weights), Path(config), record.sha256, f"hf-hub:{record.repo_id}")
+    return _read_verified(weights, config, record.sha256, f"hf-hub:{record.repo_id}")
 
 
 def check_inflation(info: Dict[str, Any], model: nn.Module) -> None:
@@ -140,16 +149,63 @@ def _write_atomically(target: Path, write) -> None:
         raise
 
 
+_STAGING, _OLD = ".i3zoo-staging-", ".i3zoo-old-"
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported.
+
+    os.replace cannot put a directory over a non-empty one, and two renames leave a moment with no folder.
+    """
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _check_target(target: Path) -> None:
+    if not target.exists():
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise FileExistsError(f"{target} exists and is not a folder; save_pretrained writes a folder")
+    foreign = sorted(p.name for p in target.iterdir() if p.name not in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME))
+    if foreign:
+        raise FileExistsError(
+            f"{target} holds files that save_pretrained did not write ({', '.join(foreign[:5])}); it replaces the "
+            "whole folder, so it saves only into a new or empty folder or over an earlier save"
+        )
+
+
 def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, measure: bool = True) -> Path:
     """Write ``model`` as a Hub-ready folder: ``model.safetensors``, ``config.json``, ``README.md``.
 
-    Every file is written to a temporary name in ``directory`` and renamed into place, so a failure never
-    leaves a partial file. With ``measure``, the boring-video equivalence of the weights against their 2D
-    source (when the model was inflated from one) is measured and recorded in the config and the card.
+    Atomic as a whole: everything that can fail (measuring the equivalence, reading the 2D source, rendering
+    the card) happens first; the files are then written into a temporary sibling folder, which is swapped in
+    for ``directory`` in one step. A failure, or the process being killed at any moment, leaves the previous
+    complete folder (or none); leftovers of a killed save are removed by the next save. A lock file beside
+    the folder (``.NAME.i3zoo-lock``) keeps a second writer waiting. ``directory`` must be new, empty or an
+    earlier save: other files in it are never replaced.
+
+    With ``measure``, the boring-video equivalence of the weights against their 2D source (when the model
+    was inflated from one) is measured and recorded in the config and the card.
 
     Returns:
         The folder.
     """
+    import shutil
+    import uuid
+
+    from filelock import FileLock
     from safetensors.torch import save_file
     from timm.models._hub import save_config_for_hf
 
@@ -157,31 +213,49 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
     from .verify import measure_equivalence
 
     model = _unwrap(model)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    target = Path(os.path.abspath(directory))
+    if not target.name:
+        raise ValueError(f"save_pretrained needs a folder name, got {directory!r}")
+    _check_target(target)
+
+    # first everything that can fail, while nothing is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-
-    weights = directory / WEIGHTS_NAME
-    _write_atomically(weights, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
-    weights_sha256 = sha256_of(weights)
-
     equivalence = measure_equivalence(model) if measure else {"measured": False, "why": "not asked for"}
-    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+    source_2d = _public_source_2d(model)
+    card = render_card(f"{model.arch_name}.{model.pretrained_cfg.get('tag')}", inflation=model.inflation,
+                       num_classes=model.num_classes, equivalence=equivalence, source_2d=source_2d)
+    with tempfile.TemporaryDirectory(prefix="i3zoo-config-") as scratch:
         timm_config = Path(scratch) / CONFIG_NAME
         save_config_for_hf(model, str(timm_config), model_args=model_args_of(model))
         config = json.loads(timm_config.read_text())
-    config["i3zoo"] = dict(
-        format_version=FORMAT_VERSION,
-        **model.video_facts(),
-        source_2d=_public_source_2d(model),
-        weights_sha256=weights_sha256,
-        equivalence=equivalence,
-    )
-    _write_atomically(directory / CONFIG_NAME, lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
-    card = render_card(f"{model.arch_name}.{model.pretrained_cfg.get('tag')}", inflation=model.inflation,
-                       num_classes=model.num_classes, equivalence=equivalence, source_2d=config["i3zoo"]["source_2d"])
-    _write_atomically(directory / CARD_NAME, lambda tmp: tmp.write_text(card, encoding="utf-8"))
-    return directory
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{target.name}.i3zoo-lock")):
+        for leftover in target.parent.glob(f".{target.name}.i3zoo-*-*"):  # of a save that was killed
+            if leftover.is_dir() and (_STAGING in leftover.name or _OLD in leftover.name):
+                shutil.rmtree(leftover, ignore_errors=True)
+        _check_target(target)  # again: another process may have written meanwhile
+        staging = target.parent / f".{target.name}{_STAGING}{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
+            config["i3zoo"] = dict(format_version=FORMAT_VERSION, **model.video_facts(), source_2d=source_2d,
+                                   weights_sha256=sha256_of(staging / WEIGHTS_NAME), equivalence=equivalence)
+            (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            (staging / CARD_NAME).write_text(card, encoding="utf-8")
+            if not target.exists():
+                os.rename(staging, target)
+            elif _exchange(staging, target):
+                shutil.rmtree(staging)  # now the previous save
+            else:
+                old = target.parent / f".{target.name}{_OLD}{uuid.uuid4().hex}"
+                os.rename(target, old)
+                os.rename(staging, target)
+                shutil.rmtree(old)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return target
 
 
 def push_to_hub(

@@ -74,10 +74,17 @@ def inflate_conv_weight(weight_2d: torch.Tensor, time_size: int, mode: str = "ce
 
 def remap_legacy_densenet_keys(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Rename old torchvision DenseNet keys (``denselayer1.norm.1.weight`` -> ``denselayer1.norm1.weight``)."""
-    remapped = {}
+    remapped: Dict[str, torch.Tensor] = {}
+    original: Dict[str, str] = {}
     for key, value in state_dict.items():
         match = _LEGACY_DENSENET_KEY.match(key)
-        remapped[match.group(1) + match.group(2) if match else key] = value
+        new_key = match.group(1) + match.group(2) if match else key
+        if new_key in remapped:  # both the old and the new name of one tensor: which one is meant is unknown
+            raise CheckpointMismatchError(
+                f"the checkpoint holds one tensor under two names, {original[new_key]!r} and {key!r} (the old and the "
+                "new DenseNet key names); keep one of them"
+            )
+        remapped[new_key], original[new_key] = value, key
     return remapped
 
 
