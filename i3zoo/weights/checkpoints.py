@@ -42,7 +42,8 @@ def sha256_of(path: PathLike) -> str:
 def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     """Read a state dict of tensors from a ``.safetensors`` or ``.pth`` file, on the CPU.
 
-    A ``.pth`` may hold the state dict itself or wrap it as ``{"state_dict": ...}`` or ``{"model": ...}``.
+    A ``.pth`` may hold the state dict itself or wrap it as ``{"state_dict": ...}``, ``{"model": ...}`` or
+    ``{"model_state": ...}`` (PySlowFast / PyTorchVideo ``.pyth`` files).
     Pickles are never trusted: anything beyond tensors and containers is refused.
     """
     path = Path(path)
@@ -68,7 +69,7 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint (truncated or corrupt?): {e}") from e
     if isinstance(checkpoint, dict):
-        for key in ("state_dict", "model"):
+        for key in ("state_dict", "model", "model_state"):
             if isinstance(checkpoint.get(key), dict):
                 checkpoint = checkpoint[key]
                 break
