@@ -165,6 +165,8 @@ def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *
     source = source_2d.get("url") or pretrained_cfg.get("file") or "the given state dict"
     if is_pytorchvideo_state_dict(state_dict):  # trained 3D weights: renamed strictly, never inflated
         state_dict, pretrained_cfg = _from_pytorchvideo(model, state_dict, pretrained_cfg, source)
+        # no 2D file to measure the boring-video equivalence against (`_path` names one for save_pretrained)
+        source_2d = {k: v for k, v in source_2d.items() if k != "_path"}
     fill_model(model, state_dict, pretrained_cfg, source=source)
     model.source_2d = dict(source_2d, tag=pretrained_cfg.get("tag"))
     _logger.info("inflated %s (%s mode) from %s", name, model.inflation, source)

@@ -77,6 +77,7 @@ class ResNetDesign:
     """Temporal design of an I3ResNet: the stem convolution and max-pool, then four stages."""
 
     name: str
+    summary: str  # one line for model cards
     stem_conv: LayerSpec
     stem_pool: LayerSpec
     stages: Tuple[StageDesign, StageDesign, StageDesign, StageDesign]
@@ -114,12 +115,14 @@ RESNET_DESIGNS: Dict[str, ResNetDesign] = {
     for design in (
         ResNetDesign(
             "seed",
+            "conv1 3×7×7, bottleneck conv2 3×3×3, time strided like space",
             stem_conv=LayerSpec((3, 7, 7), (1, 2, 2), (1, 3, 3)),
             stem_pool=LayerSpec((3, 3, 3), (2, 2, 2), (1, 1, 1)),
             stages=(StageDesign((_T2,)),) + tuple(StageDesign((_T2,), (2, 2, 2)) for _ in range(3)),
         ),
         ResNetDesign(
             "i3d",
+            "PyTorchVideo's I3D design, `i3d_r50`: stem 5×7×7, 3×1×1 temporal kernels on the first convolution of every layer1 block and of alternating blocks of layer2..4, a 2×1×1 temporal max-pool after layer1",
             stem_conv=LayerSpec((5, 7, 7), (1, 2, 2), (2, 3, 3)),
             stem_pool=_STEM_POOL_1x3x3,
             stages=(StageDesign((_T1,), pool_after=_TIME_POOL), StageDesign((_T1, _C2D), _SPACE_STRIDE),
@@ -127,6 +130,7 @@ RESNET_DESIGNS: Dict[str, ResNetDesign] = {
         ),
         ResNetDesign(
             "slowonly",
+            "PyTorchVideo's SlowOnly design, `slow_r50`: stem 1×7×7, 3×1×1 temporal kernels on the first convolution of every layer3 and layer4 block, time never pooled",
             stem_conv=_STEM_1x7x7,
             stem_pool=_STEM_POOL_1x3x3,
             stages=(StageDesign((_C2D,)), StageDesign((_C2D,), _SPACE_STRIDE),
@@ -134,6 +138,7 @@ RESNET_DESIGNS: Dict[str, ResNetDesign] = {
         ),
         ResNetDesign(
             "c2d",
+            "PyTorchVideo's C2D design, `c2d_r50`: no temporal kernel, a 2×1×1 temporal max-pool after layer1",
             stem_conv=_STEM_1x7x7,
             stem_pool=_STEM_POOL_1x3x3,
             stages=(StageDesign((_C2D,), pool_after=_TIME_POOL),) + tuple(
