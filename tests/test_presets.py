@@ -293,3 +293,28 @@ def test_list_shows_the_presets_their_tags_and_the_designs(run_cli):
     assert designs.returncode == 0 and designs.stdout.strip() == design_table()
     refused = run_cli("list", "--designs", "i3resnet50")
     assert refused.returncode != 0 and "give no model names" in refused.stderr
+
+
+def test_one_name_string_reaches_design_and_weights_everywhere():
+    import timm
+
+    name = "i3resnet50_i3d.ptv_k400"
+    assert name in i3zoo.list_models(pretrained=True) and name in timm.list_models(pretrained=True)
+    with torch.device("meta"):
+        for model in (timm.create_model(name), i3zoo.create_model(name),
+                      torch.hub.load(str(Path(__file__).resolve().parents[1]), "i3resnet50_i3d", source="local",
+                                     pretrained_cfg="ptv_k400")):
+            assert (model.temporal, model.pretrained_cfg["tag"], model.num_classes) == ("i3d", "ptv_k400", 400)
+
+
+def test_a_saved_kinetics_model_loads_back_with_its_clip_convention(pyth, tmp_path):
+    model = i3zoo.create_model("i3resnet50_c2d.ptv_k400", pretrained=True,
+                               pretrained_cfg_overlay=dict(file=str(pyth("c2d")))).eval()
+    i3zoo.save_pretrained(model, tmp_path / "saved")
+    # timm's PretrainedCfg has no clip fields: they are dropped on the way in and merged again
+    loaded = i3zoo.create_model(f"local-dir:{tmp_path / 'saved'}", pretrained=True).eval()
+    assert (loaded.pretrained_cfg["clip_len"], loaded.num_classes) == (8, 400)
+    clip = torch.randn(1, 3, 2, 32, 32, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        assert torch.equal(loaded(clip), model(clip))
+    assert "Kinetics-400" in (tmp_path / "saved" / "README.md").read_text()

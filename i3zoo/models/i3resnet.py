@@ -122,7 +122,8 @@ RESNET_DESIGNS: Dict[str, ResNetDesign] = {
         ),
         ResNetDesign(
             "i3d",
-            "PyTorchVideo's I3D design, `i3d_r50`: stem 5×7×7, 3×1×1 temporal kernels on the first convolution of every layer1 block and of alternating blocks of layer2..4, a 2×1×1 temporal max-pool after layer1",
+            "PyTorchVideo's I3D design, `i3d_r50`: stem 5×7×7, 3×1×1 temporal kernels on the first convolution "
+            "of every layer1 block and of alternating blocks of layer2..4, a 2×1×1 temporal max-pool after layer1",
             stem_conv=LayerSpec((5, 7, 7), (1, 2, 2), (2, 3, 3)),
             stem_pool=_STEM_POOL_1x3x3,
             stages=(StageDesign((_T1,), pool_after=_TIME_POOL), StageDesign((_T1, _C2D), _SPACE_STRIDE),
@@ -130,7 +131,8 @@ RESNET_DESIGNS: Dict[str, ResNetDesign] = {
         ),
         ResNetDesign(
             "slowonly",
-            "PyTorchVideo's SlowOnly design, `slow_r50`: stem 1×7×7, 3×1×1 temporal kernels on the first convolution of every layer3 and layer4 block, time never pooled",
+            "PyTorchVideo's SlowOnly design, `slow_r50`: stem 1×7×7, 3×1×1 temporal kernels on the first "
+            "convolution of every layer3 and layer4 block, time never pooled",
             stem_conv=_STEM_1x7x7,
             stem_pool=_STEM_POOL_1x3x3,
             stages=(StageDesign((_C2D,)), StageDesign((_C2D,), _SPACE_STRIDE),

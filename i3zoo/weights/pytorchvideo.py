@@ -105,7 +105,8 @@ def is_pytorchvideo_state_dict(state_dict: Mapping[str, Any]) -> bool:
 
 
 _STEM = re.compile(r"^blocks\.0\.(conv|norm)\.(.+)$")
-_BLOCK = re.compile(r"^blocks\.(\d+)\.res_blocks\.(\d+)\.(branch2\.(?:conv|norm)_[abc]|branch1_conv|branch1_norm)\.(.+)$")
+_BLOCK = re.compile(
+    r"^blocks\.(\d+)\.res_blocks\.(\d+)\.(branch2\.(?:conv|norm)_[abc]|branch1_conv|branch1_norm)\.(.+)$")
 _HEAD = re.compile(r"^blocks\.(\d+)\.proj\.(weight|bias)$")
 _BLOCK_MODULES = {
     "branch2.conv_a": "conv1", "branch2.norm_a": "bn1", "branch2.conv_b": "conv2", "branch2.norm_b": "bn2",
