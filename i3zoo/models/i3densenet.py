@@ -43,6 +43,7 @@ class DenseNetDesign:
     convolutions, and each transition's convolution and the average pool between blocks; (t, h, w)."""
 
     name: str = "seed"
+    summary: str = "conv0 1×7×7, every convolution one frame deep, time pooled 2× by each transition"
     stem_conv: LayerSpec = LayerSpec(kernel=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3))
     stem_pool: LayerSpec = LayerSpec(kernel=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
     layer_conv1: LayerSpec = LayerSpec(kernel=(1, 1, 1))

@@ -150,7 +150,7 @@ def _render_kinetics_card(model_id: str, cfg, *, num_classes: int, source_line: 
         name=model_id, arch=arch, tag=tag, model_id=model_id, arch_title=title,
         design_title=f"PyTorchVideo's {model.temporal} design", design=model.design.summary,
         builder=published.builder, top1=published.top1,
-        params=f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M (400 classes)",
+        params=f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M (with the 400-way Kinetics classifier)",
         clip=f"{t}×{h}×{w}", gflops=f"{count_gflops(model, DESIGN_CLIP):.1f}",
         clip_len=published.clip_len, frame_interval=published.frame_interval,
         min_input=f"{mt} × {mh} × {mw}", temporal_reduction=model.temporal_reduction,
