@@ -44,6 +44,37 @@ def i3resnet152(pretrained=False, **kwargs):
     return _create("i3resnet152", pretrained, kwargs)
 
 
+def i3resnet50_i3d(pretrained=False, **kwargs):
+    """I3ResNet50 in PyTorchVideo's I3D design (``i3d_r50``): 5x7x7 stem, 3x1x1 kernels on alternating blocks,
+    a temporal max-pool after layer1; 28,043,472 parameters at 400 classes.
+
+    Weights: ``tv_in1k`` (default) / ``tv2_in1k`` inflated from torchvision's ImageNet ResNet-50, or
+    ``pretrained_cfg="ptv_k400"``: PyTorchVideo's Kinetics-400 checkpoint (top-1 73.3; 400 classes; clips of 8
+    frames one every 8, normalized with mean 0.45 and std 0.225).
+    """
+    return _create("i3resnet50_i3d", pretrained, kwargs)
+
+
+def i3resnet50_slowonly(pretrained=False, **kwargs):
+    """I3ResNet50 in PyTorchVideo's SlowOnly design (``slow_r50``): 3x1x1 kernels in layer3 and layer4 only,
+    time never pooled; 32,454,096 parameters at 400 classes.
+
+    Weights: ``tv_in1k`` (default) / ``tv2_in1k`` inflated from ImageNet, or ``pretrained_cfg="ptv_k400"``:
+    PyTorchVideo's Kinetics-400 checkpoint (top-1 74.6; 8 frames one every 8, mean 0.45, std 0.225).
+    """
+    return _create("i3resnet50_slowonly", pretrained, kwargs)
+
+
+def i3resnet50_c2d(pretrained=False, **kwargs):
+    """I3ResNet50 in PyTorchVideo's C2D design (``c2d_r50``): no temporal kernel, a temporal max-pool after
+    layer1; 24,327,632 parameters at 400 classes.
+
+    Weights: ``tv_in1k`` (default) / ``tv2_in1k`` inflated from ImageNet, or ``pretrained_cfg="ptv_k400"``:
+    PyTorchVideo's Kinetics-400 checkpoint (top-1 71.5; 8 frames one every 8, mean 0.45, std 0.225).
+    """
+    return _create("i3resnet50_c2d", pretrained, kwargs)
+
+
 def i3densenet121(pretrained=False, **kwargs):
     """I3DenseNet121: torchvision's DenseNet-121 inflated to 3D.
 
@@ -76,8 +107,10 @@ def i3densenet201(pretrained=False, **kwargs):
     return _create("i3densenet201", pretrained, kwargs)
 
 
-for _entry in (i3resnet50, i3resnet101, i3resnet152):
+for _entry in (i3resnet50, i3resnet101, i3resnet152, i3resnet50_slowonly):
     _entry.__doc__ += "\n    " + _RESNET_INPUT + "\n"
+for _entry in (i3resnet50_i3d, i3resnet50_c2d):
+    _entry.__doc__ += "\n    " + _RESNET_INPUT.replace("any T >= 1", "T >= 2") + "\n"
 for _entry in (i3densenet121, i3densenet161, i3densenet169, i3densenet201):
     _entry.__doc__ += "\n    " + _DENSENET_INPUT + "\n"
 del _entry

@@ -13,7 +13,7 @@ from . import facts
 from .inference import optimize_for_inference
 from .models import (
     I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201,
-    I3ResNet, I3ResNet50, I3ResNet101, I3ResNet152,
+    I3ResNet, I3ResNet50, I3ResNet101, I3ResNet152, I3ResNet50C2D, I3ResNet50I3D, I3ResNet50SlowOnly,
 )
 from .registry import create_model, is_model, list_models, list_tags
 from .weights import (
@@ -23,7 +23,7 @@ from .weights import (
 from .weights.hub import push_to_hub, save_pretrained
 
 __all__ = [
-    "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152",
+    "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
     "I3DenseNet", "I3DenseNet121", "I3DenseNet161", "I3DenseNet169", "I3DenseNet201",
     "create_model", "list_models", "is_model", "list_tags",
     "INFLATION_MODES", "inflate_conv_weight", "inflate_state_dict",

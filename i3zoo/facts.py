@@ -1,4 +1,5 @@
-"""Measured facts about each model -- parameters, GFLOPs, minimum clip -- and the README's model table.
+"""Measured facts about each model -- parameters, GFLOPs, minimum clip -- and the README's model and
+temporal-design tables.
 
 Every number here is computed from the code, never typed in: the README table is this module's output and a
 test regenerates it.
@@ -15,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .registry import list_models, list_tags, meta_model
 
-__all__ = ["ModelFacts", "model_facts", "model_table", "REFERENCE_CLIP"]
+__all__ = ["ModelFacts", "model_facts", "model_table", "REFERENCE_CLIP", "design_table", "DESIGN_CLIP"]
 
 #: the clip the GFLOPs are quoted for, (T, H, W)
 REFERENCE_CLIP: Tuple[int, int, int] = (16, 224, 224)
@@ -69,5 +70,52 @@ def model_table(names: Sequence[str] = ()) -> str:
         rows.append(
             f"| `{f.name}` | {f.params / 1e6:.1f} | {f.gflops:.1f} | {f.temporal_reduction}x / "
             f"{f.spatial_reduction}x | {mt} x {mh} x {mw} | {tags} |"
+        )
+    return "\n".join(rows)
+
+
+#: the clip the temporal-design table quotes GFLOPs for: PyTorchVideo's Kinetics-400 training clip, (T, H, W)
+DESIGN_CLIP: Tuple[int, int, int] = (8, 224, 224)
+
+
+def _kernel(spec) -> str:
+    return "x".join(map(str, spec.kernel))
+
+
+def _stage_kernels(stage) -> str:
+    """A stage's block kernels as ``conv1 -> conv2`` time taps, e.g. ``3, 1`` (3x1x1 then 1x3x3); a cycle of
+    blocks is joined with ``/`` (I3D's alternation)."""
+    return " / ".join(f"{b.conv1.kernel[0]}, {b.conv2.kernel[0]}" for b in stage.blocks)
+
+
+def design_table() -> str:
+    """The Markdown table of the ResNet-50 temporal designs (README "Temporal designs", ``i3zoo list --designs``).
+
+    One row per registered ResNet-50 design: its stem and per-stage temporal kernels, the pool between
+    stages, parameters at 400 classes (Kinetics), GFLOPs for one DESIGN_CLIP clip, minimum clip and weights.
+    """
+    t, h, w = DESIGN_CLIP
+    rows: List[str] = [
+        "| design | model | stem conv, pool | layer1 | pool after layer1 | layer2 | layer3 | layer4 "
+        f"| params @ 400 classes | GFLOPs @ {t}x{h}x{w} | min clip (T x H x W) | weights (tags) |",
+        "|---|---|---|---|---|---|---|---|---:|---:|---:|---|",
+    ]
+    for name in list_models():
+        with torch.device("meta"):
+            model = meta_model(name)
+        design = getattr(model, "design", None)
+        if design is None or getattr(model, "torchvision_arch", "") != "resnet50":
+            continue
+        with torch.device("meta"):
+            at_400 = type(model)(num_classes=400)
+        stages = [_stage_kernels(stage) for stage in design.stages]
+        pool = design.stages[0].pool_after
+        mt, mh, mw = model.min_input_size
+        tags = ", ".join(f"`{tag}`" for tag in list_tags(name))
+        rows.append(
+            f"| {design.name} | `{name}` | {_kernel(design.stem_conv)}, {_kernel(design.stem_pool)} | {stages[0]} | "
+            f"{_kernel(pool) if pool else '--'} | {stages[1]} | {stages[2]} | {stages[3]} | "
+            f"{sum(p.numel() for p in at_400.parameters()):,} | {count_gflops(at_400, DESIGN_CLIP):.1f} | "
+            f"{mt} x {mh} x {mw} | {tags} |"
         )
     return "\n".join(rows)

@@ -1,4 +1,5 @@
-"""Regenerate README.md's model table from the code and its benchmark blocks from benchmarks/results/*/.
+"""Regenerate README.md's model and temporal-design tables from the code and its benchmark blocks from
+benchmarks/results/*/.
 
 tests/test_cli.py and tests/test_benchmark.py check that both are current.
 """
@@ -6,7 +7,7 @@ tests/test_cli.py and tests/test_benchmark.py check that both are current.
 import re
 from pathlib import Path
 
-from i3zoo.facts import model_table
+from i3zoo.facts import design_table, model_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -19,6 +20,7 @@ def replace_block(text: str, marker: str, content: str) -> str:
 
 text = README.read_text()
 new = replace_block(text, "model-table", model_table())
+new = replace_block(new, "design-table", design_table())
 for run in sorted(p.parent for p in (ROOT / "benchmarks" / "results").glob("*/results.md")):
     marker = f"benchmark:{run.name}"
     if f"<!-- {marker}:start -->" not in new:

@@ -1,5 +1,5 @@
 """The package's layout holds: wings, no import cycle, no import from ``weights/`` into ``models/``, and a
-wheel that carries every subpackage and the card templates.
+wheel that carries every subpackage, the card templates and the label files.
 
 The import graph is read from the source with ``ast``: every ``import`` statement, at module level or inside a
 function (a lazy import closes a cycle as surely as an eager one, only later). ``from X import name`` is an
@@ -182,7 +182,7 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
-def test_the_wheel_holds_every_subpackage_and_card_template(wheel):
+def test_the_wheel_holds_every_subpackage_card_template_and_label_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for module, path in _modules().items():
         assert path.relative_to(REPO).as_posix() in names, f"{module} is missing from the wheel"
@@ -190,4 +190,8 @@ def test_the_wheel_holds_every_subpackage_and_card_template(wheel):
     assert templates
     for template in templates:
         assert template.relative_to(REPO).as_posix() in names, f"{template.name} is missing from the wheel"
+    labels = sorted((PACKAGE_DIR / "weights" / "labels").glob("*.txt"))
+    assert [p.name for p in labels] == ["kinetics400.txt"]
+    for label_file in labels:  # the class names `i3zoo predict` prints for Kinetics weights
+        assert label_file.relative_to(REPO).as_posix() in names, f"{label_file.name} is missing from the wheel"
     assert not any(n.startswith(("tests/", "benchmarks/", "scripts/")) for n in names)

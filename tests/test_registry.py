@@ -20,7 +20,10 @@ SEVEN = {
     "i3resnet50", "i3resnet101", "i3resnet152",
     "i3densenet121", "i3densenet161", "i3densenet169", "i3densenet201",
 }
+PRESETS = {"i3resnet50_i3d", "i3resnet50_slowonly", "i3resnet50_c2d"}  # ResNet-50 in PyTorchVideo's designs
+ALL_ARCHS = SEVEN | PRESETS
 TORCHVISION_WEIGHTS = {
+    **{name: torchvision.models.ResNet50_Weights for name in PRESETS},
     "i3resnet50": torchvision.models.ResNet50_Weights,
     "i3resnet101": torchvision.models.ResNet101_Weights,
     "i3resnet152": torchvision.models.ResNet152_Weights,
@@ -59,10 +62,10 @@ def _assert_same_state(a, b, skip=()):
 # --- names and tags ---------------------------------------------------------------------------------------
 
 
-def test_list_models_is_exactly_the_seven_architectures():
+def test_list_models_is_exactly_the_ten_architectures():
     names = i3zoo.list_models()
-    assert sorted(names) == sorted(SEVEN)
-    assert len(names) == len(set(names)) == 7
+    assert sorted(names) == sorted(ALL_ARCHS)
+    assert len(names) == len(set(names)) == 10
 
 
 def test_list_models_pretrained_gives_arch_tag_names():
@@ -70,15 +73,17 @@ def test_list_models_pretrained_gives_arch_tag_names():
     for name in ("i3resnet50.tv_in1k", "i3resnet50.tv2_in1k", "i3densenet121.tv_in1k"):
         assert name in tagged
     assert "i3densenet121.tv2_in1k" not in tagged
-    assert all("." in name and name.split(".")[0] in SEVEN for name in tagged)
-    # every architecture has its default tv_in1k weights
-    assert {name.split(".")[0] for name in tagged if name.endswith(".tv_in1k")} == SEVEN
+    assert all("." in name and name.split(".")[0] in ALL_ARCHS for name in tagged)
+    # every architecture has its default tv_in1k weights; the presets also PyTorchVideo's Kinetics-400 ones
+    assert {name.split(".")[0] for name in tagged if name.endswith(".tv_in1k")} == ALL_ARCHS
+    assert {name.split(".")[0] for name in tagged if name.endswith(".ptv_k400")} == PRESETS
 
 
 def test_list_models_filters_with_wildcards():
     assert sorted(i3zoo.list_models("i3dense*")) == sorted(m for m in SEVEN if m.startswith("i3densenet"))
-    assert sorted(i3zoo.list_models("i3resnet*")) == ["i3resnet101", "i3resnet152", "i3resnet50"]
+    assert sorted(i3zoo.list_models("i3resnet*")) == sorted(["i3resnet101", "i3resnet152", "i3resnet50", *PRESETS])
     assert i3zoo.list_models("*50") == ["i3resnet50"]
+    assert i3zoo.list_models("*_i3d") == ["i3resnet50_i3d"]
     assert i3zoo.list_models("i3dense*", pretrained=True) == [
         f"{m}.tv_in1k" for m in i3zoo.list_models("i3dense*")
     ]
@@ -88,7 +93,7 @@ def test_list_models_filters_with_wildcards():
 def test_list_models_does_not_leak_timm_models():
     # timm's own resnet50 lives in the same registry but is not one of i3zoo's
     assert "resnet50" in timm.list_models("resnet50")
-    assert i3zoo.list_models("*resnet50*") == ["i3resnet50"]
+    assert sorted(i3zoo.list_models("*resnet50*")) == sorted(["i3resnet50", *PRESETS])
 
 
 @pytest.mark.parametrize(
@@ -101,6 +106,9 @@ def test_list_models_does_not_leak_timm_models():
         ("i3densenet121.tv_in1k", True),
         ("i3densenet121.tv2_in1k", False),
         ("i3resnet50.imagenet", False),
+        ("i3resnet50_i3d.ptv_k400", True),
+        ("i3resnet50_i3d.tv2_in1k", True),
+        ("i3resnet50.ptv_k400", False),
         ("i3resnet5", False),
         ("resnet50", False),
         ("", False),
@@ -113,13 +121,14 @@ def test_is_model(name, expected):
 def test_list_tags():
     assert i3zoo.list_tags("i3resnet50") == ["tv_in1k", "tv2_in1k"]
     assert i3zoo.list_tags("i3densenet121") == ["tv_in1k"]
-    for arch in SEVEN:
+    assert i3zoo.list_tags("i3resnet50_slowonly") == ["tv_in1k", "tv2_in1k", "ptv_k400"]
+    for arch in ALL_ARCHS:
         assert i3zoo.list_tags(arch)[0] == "tv_in1k", arch
     with pytest.raises(ValueError, match="i3resnet5"):
         i3zoo.list_tags("i3resnet5")
 
 
-@pytest.mark.parametrize("arch", sorted(SEVEN))
+@pytest.mark.parametrize("arch", sorted(ALL_ARCHS))
 def test_default_tag_points_at_torchvision_v1(arch):
     cfg = get_pretrained_cfg(arch)
     assert cfg.tag == "tv_in1k"

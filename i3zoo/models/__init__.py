@@ -10,9 +10,12 @@ else of i3zoo imports into here, except the package root and the top-level tools
 """
 
 from .i3densenet import I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201
-from .i3resnet import I3ResNet, I3ResNet50, I3ResNet101, I3ResNet152
+from .i3resnet import (
+    RESNET_DESIGNS, I3ResNet, I3ResNet50, I3ResNet50C2D, I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNet101, I3ResNet152,
+)
 
 __all__ = [
-    "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152",
+    "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
+    "RESNET_DESIGNS",
     "I3DenseNet", "I3DenseNet121", "I3DenseNet161", "I3DenseNet169", "I3DenseNet201",
 ]

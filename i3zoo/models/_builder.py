@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Tuple
 
 import torch
-from timm.models import FeatureListNet, adapt_input_conv, get_pretrained_cfg
+from timm.models import FeatureListNet, PretrainedCfg, adapt_input_conv, get_pretrained_cfg
 from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
 from torch import nn
 
@@ -22,10 +22,16 @@ from ..weights.checkpoints import CheckpointError, check_state_dict, fetch_check
 from ..weights.config import MODEL_ARGS
 from ..weights.inflate import CheckpointMismatchError, inflate_state_dict
 from ..weights.published import PUBLISHED
+from ..weights.pytorchvideo import convert_pytorchvideo_state_dict, is_pytorchvideo_state_dict
 from ..registry import arch_tags
 from .layers import check_clip
 
-__all__ = ["pretrained_cfg_from_torchvision", "resolve_cfg", "load_inflated_pretrained", "create_registered"]
+__all__ = ["pretrained_cfg_from_torchvision", "resolve_cfg", "load_inflated_pretrained", "create_registered",
+           "CLIP_CONVENTIONS"]
+
+#: ``arch.tag`` -> clip keys (``clip_len``, ``frame_interval``) added to its pretrained cfg dict: timm's
+#: ``PretrainedCfg`` has no field for them (it is 2D), so they are kept here and merged in ``resolve_cfg``
+CLIP_CONVENTIONS: Dict[str, Dict[str, int]] = {}
 
 _logger = logging.getLogger(__name__)
 
@@ -60,7 +66,10 @@ def resolve_cfg(arch_name: str, pretrained_cfg=None, pretrained_cfg_overlay=None
             raise ValueError(
                 f"unknown pretrained tag {pretrained_cfg!r} for {arch_name}; known tags: {', '.join(tags)}"
             )
-    return resolve_pretrained_cfg(arch_name, pretrained_cfg, pretrained_cfg_overlay).to_dict()
+    if isinstance(pretrained_cfg, dict):  # e.g. read back from a saved config.json: drop the video-only keys
+        pretrained_cfg = {k: v for k, v in pretrained_cfg.items() if k in PretrainedCfg.__dataclass_fields__}
+    cfg = resolve_pretrained_cfg(arch_name, pretrained_cfg, pretrained_cfg_overlay).to_dict()
+    return dict(cfg, **CLIP_CONVENTIONS.get(f"{cfg.get('architecture')}.{cfg.get('tag')}", {}))
 
 
 def load_2d_state_dict(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Tuple[Dict[str, torch.Tensor], Dict]:
@@ -184,7 +193,11 @@ def load_inflated_pretrained(model: nn.Module, pretrained_cfg: Dict[str, Any], *
             model.source_2d = info.get("source_2d") or {}
             return
     state_dict, source_2d = load_2d_state_dict(pretrained_cfg, cache_dir=cache_dir)
-    source = source_2d.get("url") or pretrained_cfg.get("file") or "the given state dict"  # url: public_url
+    source = source_2d.get("url") or pretrained_cfg.get("file") or "the given state dict"
+    if is_pytorchvideo_state_dict(state_dict):  # trained 3D weights: renamed strictly, never inflated
+        state_dict, pretrained_cfg = _from_pytorchvideo(model, state_dict, pretrained_cfg, source)
+        # no 2D file to measure the boring-video equivalence against (`_path` names one for save_pretrained)
+        source_2d = {k: v for k, v in source_2d.items() if k != "_path"}
     fill_model(model, state_dict, pretrained_cfg, source=source)
     model.source_2d = dict(source_2d, tag=pretrained_cfg.get("tag"))
     _logger.info("inflated %s (%s mode) from %s", name, model.inflation, source)
@@ -203,6 +216,23 @@ class VideoFeatureListNet(FeatureListNet):
         return super().forward(x)
 
 
+def _from_pytorchvideo(model: nn.Module, state_dict, pretrained_cfg: Dict[str, Any], source: str):
+    """A PyTorchVideo checkpoint in ``model``'s names, and the cfg with the checkpoint's class count (a model
+    with another ``num_classes`` keeps the backbone and starts a fresh classifier, as for 2D sources)."""
+    if model.temporal_padding != "zeros":
+        raise ValueError(f"{source} holds PyTorchVideo weights, trained with zero temporal padding; "
+                         f"inflation={model.inflation!r} would pad by repeating frames. Use inflation='center'")
+    classifier = model.classifier_name
+    target = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(classifier + ".")}
+    rows = next((v.shape[0] for k, v in state_dict.items() if k.endswith(".proj.bias")), 0)
+    target.update({f"{classifier}.weight": (rows, model.num_features), f"{classifier}.bias": (rows,)})
+    try:
+        state_dict = convert_pytorchvideo_state_dict(state_dict, target)
+    except CheckpointMismatchError as e:
+        raise CheckpointMismatchError(f"{source} cannot fill {type(model).__name__}: {e}") from None
+    return state_dict, dict(pretrained_cfg, num_classes=rows)
+
+
 def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Module:
     """Entry point behind every registered name: builds ``model_cls``, optionally as a timm feature extractor.
 
@@ -216,6 +246,9 @@ def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Modul
     if unknown:  # timm has already merged them into kwargs: refuse before anything is built from them
         raise CheckpointError(f"config.json field 'model_args.{unknown[0]}' is not a constructor argument i3zoo "
                               f"restores; allowed: {', '.join(MODEL_ARGS)}")
+    if "num_classes" not in kwargs:  # as timm: the weights' class count unless told otherwise (400 for Kinetics)
+        cfg = resolve_cfg(model_cls.arch_name, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+        kwargs["num_classes"] = cfg.get("num_classes") or 1000
     model = model_cls(pretrained=pretrained, **kwargs)
     if features_only:
         pretrained_cfg = model.pretrained_cfg

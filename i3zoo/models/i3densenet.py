@@ -3,8 +3,9 @@
 Mirrors ``torchvision.models.densenet`` module for module (``features.conv0, norm0, relu0, pool0,
 denseblockN.denselayerM.{norm1, relu1, conv1, norm2, relu2, conv2}, transitionN.{norm, relu, conv, pool},
 norm5``, ``classifier``), so a torchvision state dict inflates key by key. The temporal design is the
-reference implementation's (see ``DENSENET_DESIGN``): every convolution is one frame deep and only the three
-transitions pool time, so a clip needs T >= 8. The head averages over T, H and W (the reference flattened
+reference implementation's, written as data like the ResNets' (``DenseNetDesign``, ``DENSENET_DESIGNS``, one
+design: ``seed``): every convolution is one frame deep and only the three transitions pool time, so a clip needs
+T >= 8. The head averages over T, H and W (the reference flattened
 T x C for one fixed T; the global average gives the same numbers and accepts any T).
 """
 
@@ -30,15 +31,19 @@ from ._model import I3DNet
 from .layers import InflatedConv3d, LayerSpec
 
 __all__ = [
-    "DENSENET_DESIGN", "DenseLayer3d", "DenseBlock3d", "Transition3d", "I3DenseNet",
+    "DenseNetDesign", "DENSENET_DESIGNS", "DENSENET_DESIGN", "DenseLayer3d", "DenseBlock3d", "Transition3d",
+    "I3DenseNet",
     "I3DenseNet121", "I3DenseNet161", "I3DenseNet169", "I3DenseNet201",
 ]
 
 
 @dataclass(frozen=True)
 class DenseNetDesign:
-    """Temporal design of an I3DenseNet; kernels, strides and paddings are (t, h, w)."""
+    """Temporal design of an I3DenseNet: the stem convolution and max-pool, every dense layer's two
+    convolutions, and each transition's convolution and the average pool between blocks; (t, h, w)."""
 
+    name: str = "seed"
+    summary: str = "conv0 1×7×7, every convolution one frame deep, time pooled 2× by each transition"
     stem_conv: LayerSpec = LayerSpec(kernel=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3))
     stem_pool: LayerSpec = LayerSpec(kernel=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
     layer_conv1: LayerSpec = LayerSpec(kernel=(1, 1, 1))
@@ -46,20 +51,25 @@ class DenseNetDesign:
     transition_conv: LayerSpec = LayerSpec(kernel=(1, 1, 1))
     transition_pool: LayerSpec = LayerSpec(kernel=(2, 2, 2), stride=(2, 2, 2))
 
+    def reduction_path(self, num_blocks: int) -> List[LayerSpec]:
+        """The layers that change the clip size: the stem, and the pool of each of the num_blocks - 1 transitions."""
+        return [self.stem_conv, self.stem_pool] + [self.transition_pool] * (num_blocks - 1)
 
-DENSENET_DESIGN = DenseNetDesign()
+
+DENSENET_DESIGNS = {"seed": DenseNetDesign()}
+DENSENET_DESIGN = DENSENET_DESIGNS["seed"]
 
 
 class DenseLayer3d(nn.Module):
     """torchvision's _DenseLayer: BN-ReLU-conv 1x1x1 (bottleneck) then BN-ReLU-conv 1x3x3."""
 
     def __init__(self, num_input_features: int, growth_rate: int, bn_size: int, drop_rate: float,
-                 *, temporal_padding: str = "zeros") -> None:
+                 *, temporal_padding: str = "zeros", design: DenseNetDesign = DENSENET_DESIGN) -> None:
         super().__init__()
-        design = DENSENET_DESIGN
         self.norm1 = nn.BatchNorm3d(num_input_features)
         self.relu1 = nn.ReLU(inplace=True)
-        self.conv1 = InflatedConv3d(num_input_features, bn_size * growth_rate, design.layer_conv1)
+        self.conv1 = InflatedConv3d(num_input_features, bn_size * growth_rate, design.layer_conv1,
+                                    temporal_padding=temporal_padding)
         self.norm2 = nn.BatchNorm3d(bn_size * growth_rate)
         self.relu2 = nn.ReLU(inplace=True)
         self.conv2 = InflatedConv3d(bn_size * growth_rate, growth_rate, design.layer_conv2,
@@ -78,11 +88,12 @@ class DenseBlock3d(nn.ModuleDict):
     """torchvision's _DenseBlock: each layer sees the concatenation of the block input and earlier outputs."""
 
     def __init__(self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int,
-                 drop_rate: float, *, temporal_padding: str = "zeros") -> None:
+                 drop_rate: float, *, temporal_padding: str = "zeros",
+                 design: DenseNetDesign = DENSENET_DESIGN) -> None:
         super().__init__()
         for i in range(num_layers):
             layer = DenseLayer3d(num_input_features + i * growth_rate, growth_rate, bn_size, drop_rate,
-                                 temporal_padding=temporal_padding)
+                                 temporal_padding=temporal_padding, design=design)
             self.add_module(f"denselayer{i + 1}", layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,9 +106,9 @@ class DenseBlock3d(nn.ModuleDict):
 class Transition3d(nn.Sequential):
     """torchvision's _Transition: BN-ReLU-conv 1x1x1, then a 2x2x2 average pool (halves T, H and W)."""
 
-    def __init__(self, num_input_features: int, num_output_features: int) -> None:
+    def __init__(self, num_input_features: int, num_output_features: int, *,
+                 design: DenseNetDesign = DENSENET_DESIGN) -> None:
         super().__init__()
-        design = DENSENET_DESIGN
         self.norm = nn.BatchNorm3d(num_input_features)
         self.relu = nn.ReLU(inplace=True)
         self.conv = InflatedConv3d(num_input_features, num_output_features, design.transition_conv)
@@ -117,6 +128,7 @@ class I3DenseNet(I3DNet):
     block_config: Tuple[int, int, int, int] = (6, 12, 24, 16)
     num_init_features: int = 64
     bn_size: int = 4
+    temporal: str = "seed"  # the one DenseNet design
     classifier_name = "classifier"
     first_conv_name = "features.conv0"
     feature_flatten_sequential = True  # feature_info names modules inside `features`
@@ -128,7 +140,8 @@ class I3DenseNet(I3DNet):
         self.block_config = block_config = tuple(block_config or self.block_config)
         num_features = num_init_features or self.num_init_features
         bn_size = bn_size or self.bn_size
-        design, pad = DENSENET_DESIGN, self.temporal_padding
+        self.design = design = DENSENET_DESIGNS[self.temporal]
+        pad = self.temporal_padding
         pool0 = design.stem_pool
         self.features = nn.Sequential(OrderedDict([
             ("conv0", InflatedConv3d(self.in_chans, num_features, design.stem_conv, temporal_padding=pad)),
@@ -139,14 +152,16 @@ class I3DenseNet(I3DNet):
         self.feature_info = [dict(num_chs=num_features, reduction=2, module="features.relu0")]
         reduction = 4
         for i, num_layers in enumerate(block_config, start=1):
-            block = DenseBlock3d(num_layers, num_features, bn_size, growth_rate, 0.0, temporal_padding=pad)
+            block = DenseBlock3d(num_layers, num_features, bn_size, growth_rate, 0.0, temporal_padding=pad,
+                                 design=design)
             self.features.add_module(f"denseblock{i}", block)
             num_features += num_layers * growth_rate
             if i != len(block_config):
                 self.feature_info.append(
                     dict(num_chs=num_features, reduction=reduction, module=f"features.denseblock{i}")
                 )
-                self.features.add_module(f"transition{i}", Transition3d(num_features, num_features // 2))
+                self.features.add_module(f"transition{i}", Transition3d(num_features, num_features // 2,
+                                                                        design=design))
                 num_features //= 2
                 reduction *= 2
         self.features.add_module("norm5", nn.BatchNorm3d(num_features))
@@ -167,8 +182,7 @@ class I3DenseNet(I3DNet):
                 nn.init.zeros_(m.bias)
 
     def reduction_path(self) -> Sequence[LayerSpec]:
-        design = DENSENET_DESIGN
-        return [design.stem_conv, design.stem_pool] + [design.transition_pool] * (len(self.block_config) - 1)
+        return self.design.reduction_path(len(self.block_config))
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> (N, num_features, T/8, H/32, W/32) (sizes rounded down), after the final ReLU."""

@@ -2,55 +2,164 @@
 
 Mirrors ``torchvision.models.resnet`` module for module (``conv1, bn1, relu, maxpool, layer1..4, fc``;
 Bottleneck ``conv1..3, bn1..3, downsample.0/1``), so a torchvision state dict inflates key by key.
-The temporal design is the reference implementation's (see ``RESNET_DESIGN``): time is halved by the stem
-max-pool and by the first block of layer2..4, 16x in all, and any T >= 1 is accepted.
+
+The temporal design is data (:class:`ResNetDesign`), one of ``RESNET_DESIGNS``:
+
+* ``seed`` -- the reference implementation's (the default): 3x7x7 stem, 3x3x3 in every bottleneck, time
+  halved by the stem max-pool and by the first block of layer2..4 (16x in all); any T >= 1.
+* ``i3d`` -- PyTorchVideo's ``i3d_r50`` (Carreira & Zisserman, 2017, as trained in PySlowFast): 5x7x7 stem,
+  3x1x1 temporal kernels on the first convolution of every block of layer1 and of alternating blocks of
+  layer2..4, a 2x1x1 temporal max-pool after layer1.
+* ``slowonly`` -- PyTorchVideo's ``slow_r50`` (Feichtenhofer et al., *SlowFast Networks*, 2019): 1x7x7 stem,
+  3x1x1 temporal kernels on the first convolution of every block of layer3 and layer4 only; time never pooled.
+* ``c2d`` -- PyTorchVideo's ``c2d_r50``: no temporal kernel at all, only the 2x1x1 max-pool after layer1.
+
+PyTorchVideo strides space on the 3x3 convolution like torchvision (ResNet v1.5) and never strides time in a
+block, so the three PyTorchVideo designs are torchvision's ResNet-50 with (t, h, w) kernels: layer for layer
+the same network (``i3zoo.weights.pytorchvideo`` maps its checkpoints onto these module names).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 from torchvision.models import ResNet50_Weights, ResNet101_Weights, ResNet152_Weights
 
-from ._builder import create_registered, pretrained_cfg_from_torchvision
+from ._builder import CLIP_CONVENTIONS, create_registered, pretrained_cfg_from_torchvision
 from ._model import I3DNet
-from .layers import InflatedConv3d, LayerSpec
+from .layers import InflatedConv3d, LayerSpec, Triple
+from ..weights.pytorchvideo import PYTORCHVIDEO_KINETICS400, pretrained_cfg_from_pytorchvideo
 
-__all__ = ["RESNET_DESIGN", "Bottleneck3d", "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152"]
+__all__ = [
+    "ResNetDesign", "StageDesign", "BottleneckDesign", "RESNET_DESIGNS", "Bottleneck3d", "I3ResNet",
+    "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
+]
+
+
+@dataclass(frozen=True)
+class BottleneckDesign:
+    """The three convolutions of one bottleneck block, unstrided; kernels and paddings are (t, h, w)."""
+
+    conv1: LayerSpec
+    conv2: LayerSpec
+    conv3: LayerSpec = LayerSpec((1, 1, 1))
+
+
+@dataclass(frozen=True)
+class StageDesign:
+    """One stage (``layerN``): its blocks' convolutions, the stride of its first block, a pool after it.
+
+    ``blocks`` repeat in turn over the stage's blocks (block i is ``blocks[i % len(blocks)]``, PyTorchVideo's
+    convention for I3D's alternating kernels), so one design serves every depth. The first block strides its
+    3x3 convolution (``conv2``, as torchvision) and its 1x1x1 shortcut projection by ``stride``.
+    """
+
+    blocks: Tuple[BottleneckDesign, ...]
+    stride: Triple = (1, 1, 1)
+    pool_after: Optional[LayerSpec] = None  # a max-pool between this stage and the next
+
+    def block(self, index: int) -> BottleneckDesign:
+        """Block ``index`` of the stage, with the stage's stride on the first block's ``conv2``."""
+        design = self.blocks[index % len(self.blocks)]
+        return replace(design, conv2=replace(design.conv2, stride=self.stride)) if index == 0 else design
+
+    def downsample(self) -> LayerSpec:
+        """The first block's shortcut projection: 1x1x1, strided like the block."""
+        return LayerSpec((1, 1, 1), self.stride)
 
 
 @dataclass(frozen=True)
 class ResNetDesign:
-    """Temporal design of an I3ResNet; kernels, strides and paddings are (t, h, w)."""
+    """Temporal design of an I3ResNet: the stem convolution and max-pool, then four stages."""
 
-    stem_conv: LayerSpec = LayerSpec(kernel=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3))
-    stem_pool: LayerSpec = LayerSpec(kernel=(3, 3, 3), stride=(2, 2, 2), padding=(1, 1, 1))
-    #: bottleneck conv2 is t x 3 x 3; conv1/conv3 are 1 x 1 x 1
-    block_time_kernel: int = 3
-    #: a strided block (and its downsample) strides time like space: (s, s, s)
-    block_strides_time: bool = True
+    name: str
+    summary: str  # one line for model cards
+    stem_conv: LayerSpec
+    stem_pool: LayerSpec
+    stages: Tuple[StageDesign, StageDesign, StageDesign, StageDesign]
 
-    def block_conv2(self, stride: int) -> LayerSpec:
-        t = self.block_time_kernel
-        return LayerSpec((t, 3, 3), (self._time_stride(stride), stride, stride), (t // 2, 1, 1))
+    def reduction_path(self) -> List[LayerSpec]:
+        """The layers that change the clip size, in order (unstrided blocks keep it: odd kernels, k // 2 pads)."""
+        path = [self.stem_conv, self.stem_pool]
+        for stage in self.stages:
+            path.append(stage.block(0).conv2)
+            if stage.pool_after is not None:
+                path.append(stage.pool_after)
+        return path
 
-    def downsample(self, stride: int) -> LayerSpec:
-        return LayerSpec((1, 1, 1), (self._time_stride(stride), stride, stride))
-
-    def _time_stride(self, stride: int) -> int:
-        return stride if self.block_strides_time else 1
+    def time_kernels(self) -> List[List[Tuple[int, int]]]:
+        """Per stage, the cycle of (conv1, conv2) temporal kernel sizes: what distinguishes the designs."""
+        return [[(b.conv1.kernel[0], b.conv2.kernel[0]) for b in stage.blocks] for stage in self.stages]
 
 
-RESNET_DESIGN = ResNetDesign()
-_POINTWISE = LayerSpec((1, 1, 1))
+def _bottleneck(conv1_time: int, conv2_time: int) -> BottleneckDesign:
+    """A block with a conv1_time x 1 x 1 first and a conv2_time x 3 x 3 second convolution ("same" padding)."""
+    return BottleneckDesign(
+        conv1=LayerSpec((conv1_time, 1, 1), padding=(conv1_time // 2, 0, 0)),
+        conv2=LayerSpec((conv2_time, 3, 3), padding=(conv2_time // 2, 1, 1)),
+    )
+
+
+_SPACE_STRIDE = (1, 2, 2)
+_TIME_POOL = LayerSpec((2, 1, 1), (2, 1, 1))  # PyTorchVideo's stage1_pool: halves time after layer1
+_STEM_1x7x7 = LayerSpec((1, 7, 7), (1, 2, 2), (0, 3, 3))
+_STEM_POOL_1x3x3 = LayerSpec((1, 3, 3), (1, 2, 2), (0, 1, 1))
+_C2D, _T1, _T2 = _bottleneck(1, 1), _bottleneck(3, 1), _bottleneck(1, 3)
+
+RESNET_DESIGNS: Dict[str, ResNetDesign] = {
+    design.name: design
+    for design in (
+        ResNetDesign(
+            "seed",
+            "conv1 3×7×7, bottleneck conv2 3×3×3, time strided like space",
+            stem_conv=LayerSpec((3, 7, 7), (1, 2, 2), (1, 3, 3)),
+            stem_pool=LayerSpec((3, 3, 3), (2, 2, 2), (1, 1, 1)),
+            stages=(StageDesign((_T2,)),) + tuple(StageDesign((_T2,), (2, 2, 2)) for _ in range(3)),
+        ),
+        ResNetDesign(
+            "i3d",
+            "PyTorchVideo's I3D design, `i3d_r50`: stem 5×7×7, 3×1×1 temporal kernels on the first convolution "
+            "of every layer1 block and of alternating blocks of layer2..4, a 2×1×1 temporal max-pool after layer1",
+            stem_conv=LayerSpec((5, 7, 7), (1, 2, 2), (2, 3, 3)),
+            stem_pool=_STEM_POOL_1x3x3,
+            stages=(StageDesign((_T1,), pool_after=_TIME_POOL), StageDesign((_T1, _C2D), _SPACE_STRIDE),
+                    StageDesign((_T1, _C2D), _SPACE_STRIDE), StageDesign((_C2D, _T1), _SPACE_STRIDE)),
+        ),
+        ResNetDesign(
+            "slowonly",
+            "PyTorchVideo's SlowOnly design, `slow_r50`: stem 1×7×7, 3×1×1 temporal kernels on the first "
+            "convolution of every layer3 and layer4 block, time never pooled",
+            stem_conv=_STEM_1x7x7,
+            stem_pool=_STEM_POOL_1x3x3,
+            stages=(StageDesign((_C2D,)), StageDesign((_C2D,), _SPACE_STRIDE),
+                    StageDesign((_T1,), _SPACE_STRIDE), StageDesign((_T1,), _SPACE_STRIDE)),
+        ),
+        ResNetDesign(
+            "c2d",
+            "PyTorchVideo's C2D design, `c2d_r50`: no temporal kernel, a 2×1×1 temporal max-pool after layer1",
+            stem_conv=_STEM_1x7x7,
+            stem_pool=_STEM_POOL_1x3x3,
+            stages=(StageDesign((_C2D,), pool_after=_TIME_POOL),) + tuple(
+                StageDesign((_C2D,), _SPACE_STRIDE) for _ in range(3)),
+        ),
+    )
+}
+RESNET_DESIGN = RESNET_DESIGNS["seed"]  # the default
+
+
+def resnet_design(temporal: str) -> ResNetDesign:
+    """The design named ``temporal``; ``ValueError`` naming the known ones otherwise."""
+    if temporal not in RESNET_DESIGNS:
+        raise ValueError(f"unknown temporal design {temporal!r}; allowed: {', '.join(map(repr, RESNET_DESIGNS))}")
+    return RESNET_DESIGNS[temporal]
 
 
 class Bottleneck3d(nn.Module):
-    """torchvision's Bottleneck (1x1 -> 3x3 -> 1x1, stride on the 3x3) with 3D kernels."""
+    """torchvision's Bottleneck (1x1 -> 3x3 -> 1x1, stride on the 3x3) with the (t, h, w) kernels of ``design``."""
 
     expansion = 4
 
@@ -58,23 +167,22 @@ class Bottleneck3d(nn.Module):
         self,
         inplanes: int,
         planes: int,
-        stride: int = 1,
+        design: BottleneckDesign,
         downsample: Optional[nn.Module] = None,
         *,
-        design: ResNetDesign = RESNET_DESIGN,
         temporal_padding: str = "zeros",
     ) -> None:
         super().__init__()
         out = planes * self.expansion
-        self.conv1 = InflatedConv3d(inplanes, planes, _POINTWISE)
+        self.conv1 = InflatedConv3d(inplanes, planes, design.conv1, temporal_padding=temporal_padding)
         self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = InflatedConv3d(planes, planes, design.block_conv2(stride), temporal_padding=temporal_padding)
+        self.conv2 = InflatedConv3d(planes, planes, design.conv2, temporal_padding=temporal_padding)
         self.bn2 = nn.BatchNorm3d(planes)
-        self.conv3 = InflatedConv3d(planes, out, _POINTWISE)
+        self.conv3 = InflatedConv3d(planes, out, design.conv3, temporal_padding=temporal_padding)
         self.bn3 = nn.BatchNorm3d(out)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
-        self.stride = stride
+        self.stride = design.conv2.stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -90,44 +198,61 @@ class I3ResNet(I3DNet):
 
     Args:
         block_counts: blocks per stage, e.g. (3, 4, 6, 3) for ResNet-50; set by the named subclasses.
+        temporal: the temporal design, a key of ``RESNET_DESIGNS`` (``"seed"``, ``"i3d"``, ``"slowonly"``,
+            ``"c2d"``). A named model has one design, part of its registered name (``i3resnet50_i3d``); the
+            generic ``I3ResNet(block_counts=..., temporal=...)`` builds any depth in any design.
         Every other (keyword) argument is :class:`i3zoo.models._model.I3DNet`'s: ``pretrained``, ``inflation``,
         ``num_classes``, ``in_chans``, ``drop_rate``, ``global_pool``, ``pretrained_cfg``,
         ``pretrained_cfg_overlay``, ``cache_dir``.
     """
 
     block_counts: Tuple[int, int, int, int] = (0, 0, 0, 0)
+    temporal: str = "seed"
     classifier_name = "fc"
 
-    def _build(self, block_counts: Optional[Sequence[int]] = None) -> None:
+    def _build(self, block_counts: Optional[Sequence[int]] = None, temporal: Optional[str] = None) -> None:
         self.block_counts = tuple(block_counts) if block_counts is not None else self.block_counts
-        design, pad = RESNET_DESIGN, self.temporal_padding
+        if temporal is not None and self.arch_name and temporal != type(self).temporal:
+            # the registered name says which design its weights belong to: one name, one design
+            named = [c.arch_name for c in _named_resnets()
+                     if c.torchvision_arch == self.torchvision_arch and c.temporal == temporal]
+            instead = f"use {named[0]!r}" if named else \
+                f"use I3ResNet(block_counts={self.block_counts}, temporal={temporal!r}) (no registered weights)"
+            raise ValueError(f"{self.arch_name} has the {type(self).temporal!r} temporal design; for {temporal!r} "
+                             f"{instead}")
+        self.temporal = temporal or type(self).temporal
+        self.design = design = resnet_design(self.temporal)
+        pad = self.temporal_padding
         self.conv1 = InflatedConv3d(self.in_chans, 64, design.stem_conv, temporal_padding=pad)
         self.bn1 = nn.BatchNorm3d(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool3d(design.stem_pool.kernel, design.stem_pool.stride, design.stem_pool.padding)
+        self.maxpool = _max_pool(design.stem_pool)
         self.inplanes = 64
         self.feature_info = [dict(num_chs=64, reduction=2, module="relu")]
-        for index, (planes, count) in enumerate(zip((64, 128, 256, 512), self.block_counts), start=1):
-            stride = 1 if index == 1 else 2
-            setattr(self, f"layer{index}", self._make_layer(planes, count, stride))
+        for index, (planes, count, stage) in enumerate(zip((64, 128, 256, 512), self.block_counts, design.stages),
+                                                       start=1):
+            setattr(self, f"layer{index}", self._make_layer(planes, count, stage))
             self.feature_info.append(
                 dict(num_chs=planes * Bottleneck3d.expansion, reduction=4 * 2 ** (index - 1), module=f"layer{index}")
             )
+            if stage.pool_after is not None:
+                # registered right after its stage: timm's FeatureListNet runs children in this order
+                setattr(self, f"layer{index}_pool", _max_pool(stage.pool_after))
         self.num_features = 512 * Bottleneck3d.expansion
         self.fc = nn.Linear(self.num_features, self.num_classes) if self.num_classes else nn.Identity()
         self._init_weights()
 
-    def _make_layer(self, planes: int, count: int, stride: int) -> nn.Sequential:
-        design, pad = RESNET_DESIGN, self.temporal_padding
+    def _make_layer(self, planes: int, count: int, stage: StageDesign) -> nn.Sequential:
+        pad = self.temporal_padding
         downsample = None
-        if stride != 1 or self.inplanes != planes * Bottleneck3d.expansion:
+        if stage.stride != (1, 1, 1) or self.inplanes != planes * Bottleneck3d.expansion:
             downsample = nn.Sequential(
-                InflatedConv3d(self.inplanes, planes * Bottleneck3d.expansion, design.downsample(stride)),
+                InflatedConv3d(self.inplanes, planes * Bottleneck3d.expansion, stage.downsample()),
                 nn.BatchNorm3d(planes * Bottleneck3d.expansion),
             )
-        blocks = [Bottleneck3d(self.inplanes, planes, stride, downsample, design=design, temporal_padding=pad)]
+        blocks = [Bottleneck3d(self.inplanes, planes, stage.block(0), downsample, temporal_padding=pad)]
         self.inplanes = planes * Bottleneck3d.expansion
-        blocks += [Bottleneck3d(self.inplanes, planes, design=design, temporal_padding=pad) for _ in range(1, count)]
+        blocks += [Bottleneck3d(self.inplanes, planes, stage.block(i), temporal_padding=pad) for i in range(1, count)]
         return nn.Sequential(*blocks)
 
     def _init_weights(self) -> None:
@@ -140,16 +265,28 @@ class I3ResNet(I3DNet):
                 nn.init.zeros_(m.bias)
 
     def reduction_path(self) -> Sequence[LayerSpec]:
-        design = RESNET_DESIGN
-        return [design.stem_conv, design.stem_pool] + [design.block_conv2(2)] * 3
+        return self.design.reduction_path()
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> (N, 2048, T/16, H/32, W/32) (sizes rounded up)."""
+        """(N, C, T, H, W) -> (N, 2048, T', H/32, W/32) (sizes rounded up; T' = T / temporal_reduction)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self._run_stages(x, [self.layer1, self.layer2, self.layer3, self.layer4])
+        stages = []
+        for index in range(1, 5):
+            stages.append(getattr(self, f"layer{index}"))
+            if hasattr(self, f"layer{index}_pool"):
+                stages.append(getattr(self, f"layer{index}_pool"))
+        return self._run_stages(x, stages)
 
     def group_matcher(self, coarse: bool = False):
         return dict(stem=r"^conv1|^bn1|^maxpool", blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
+
+
+def _max_pool(spec: LayerSpec) -> nn.MaxPool3d:
+    return nn.MaxPool3d(spec.kernel, spec.stride, spec.padding)
+
+
+def _named_resnets() -> List[type]:
+    return [c for c in I3ResNet.__subclasses__() if c.arch_name]
 
 
 class I3ResNet50(I3ResNet):
@@ -173,12 +310,51 @@ class I3ResNet152(I3ResNet):
     block_counts = (3, 8, 36, 3)
 
 
+class I3ResNet50I3D(I3ResNet):
+    """ResNet-50 in PyTorchVideo's I3D design (``i3d_r50``). Weights: ``tv_in1k`` (default), ``tv2_in1k``
+    (inflated from ImageNet), ``ptv_k400`` (PyTorchVideo's Kinetics-400 checkpoint, top-1 73.3)."""
+
+    arch_name, torchvision_arch, temporal = "i3resnet50_i3d", "resnet50", "i3d"
+    block_counts = (3, 4, 6, 3)
+
+
+class I3ResNet50SlowOnly(I3ResNet):
+    """ResNet-50 in PyTorchVideo's SlowOnly design (``slow_r50``). Weights: ``tv_in1k`` (default), ``tv2_in1k``,
+    ``ptv_k400`` (Kinetics-400, top-1 74.6)."""
+
+    arch_name, torchvision_arch, temporal = "i3resnet50_slowonly", "resnet50", "slowonly"
+    block_counts = (3, 4, 6, 3)
+
+
+class I3ResNet50C2D(I3ResNet):
+    """ResNet-50 in PyTorchVideo's C2D design (``c2d_r50``). Weights: ``tv_in1k`` (default), ``tv2_in1k``,
+    ``ptv_k400`` (Kinetics-400, top-1 71.5)."""
+
+    arch_name, torchvision_arch, temporal = "i3resnet50_c2d", "resnet50", "c2d"
+    block_counts = (3, 4, 6, 3)
+
+
+_IMAGENET_TAGS = (("tv_in1k", "IMAGENET1K_V1"), ("tv2_in1k", "IMAGENET1K_V2"))
+_TORCHVISION_WEIGHTS = {"resnet50": ResNet50_Weights, "resnet101": ResNet101_Weights, "resnet152": ResNet152_Weights}
+
 default_cfgs = generate_default_cfgs({
-    f"{arch}.{tag}": pretrained_cfg_from_torchvision(weights, classifier="fc", first_conv="conv1")
-    for arch, enum in (("i3resnet50", ResNet50_Weights), ("i3resnet101", ResNet101_Weights),
-                       ("i3resnet152", ResNet152_Weights))
-    for tag, weights in (("tv_in1k", enum.IMAGENET1K_V1), ("tv2_in1k", enum.IMAGENET1K_V2))
+    **{
+        f"{cls.arch_name}.{tag}": pretrained_cfg_from_torchvision(
+            _TORCHVISION_WEIGHTS[cls.torchvision_arch][entry], classifier="fc", first_conv="conv1")
+        for cls in (I3ResNet50, I3ResNet101, I3ResNet152, I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNet50C2D)
+        for tag, entry in _IMAGENET_TAGS
+    },
+    **{
+        f"{cls.arch_name}.ptv_k400": pretrained_cfg_from_pytorchvideo(cls.temporal, classifier="fc",
+                                                                       first_conv="conv1")
+        for cls in (I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNet50C2D)
+    },
 })
+
+for _cls in (I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNet50C2D):
+    _published = PYTORCHVIDEO_KINETICS400[_cls.temporal]
+    CLIP_CONVENTIONS[f"{_cls.arch_name}.ptv_k400"] = dict(clip_len=_published.clip_len,
+                                                          frame_interval=_published.frame_interval)
 
 
 @register_model
@@ -197,3 +373,21 @@ def i3resnet101(pretrained: bool = False, **kwargs) -> I3ResNet101:
 def i3resnet152(pretrained: bool = False, **kwargs) -> I3ResNet152:
     """ResNet-152 inflated to 3D; see :class:`I3ResNet`."""
     return create_registered(I3ResNet152, pretrained, **kwargs)
+
+
+@register_model
+def i3resnet50_i3d(pretrained: bool = False, **kwargs) -> I3ResNet50I3D:
+    """ResNet-50 in PyTorchVideo's I3D design; see :class:`I3ResNet50I3D`."""
+    return create_registered(I3ResNet50I3D, pretrained, **kwargs)
+
+
+@register_model
+def i3resnet50_slowonly(pretrained: bool = False, **kwargs) -> I3ResNet50SlowOnly:
+    """ResNet-50 in PyTorchVideo's SlowOnly design; see :class:`I3ResNet50SlowOnly`."""
+    return create_registered(I3ResNet50SlowOnly, pretrained, **kwargs)
+
+
+@register_model
+def i3resnet50_c2d(pretrained: bool = False, **kwargs) -> I3ResNet50C2D:
+    """ResNet-50 in PyTorchVideo's C2D design; see :class:`I3ResNet50C2D`."""
+    return create_registered(I3ResNet50C2D, pretrained, **kwargs)

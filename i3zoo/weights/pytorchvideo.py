@@ -1,0 +1,206 @@
+"""PyTorchVideo's Kinetics-400 ResNet-50s: their published checkpoints, and a strict converter to i3zoo's names.
+
+PyTorchVideo 0.1.5 (``pytorchvideo/models/hub/resnet.py``) publishes ``i3d_r50``, ``slow_r50`` and ``c2d_r50``
+trained on Kinetics-400 (8 frames, one every 8th, short side 256 and a 224 crop, mean 0.45 / std 0.225). Its
+``.pyth`` files hold the state dict under ``"model_state"``, in these module names (``models/resnet.py``,
+``models/stem.py``, ``models/head.py``)::
+
+    blocks.0.conv / blocks.0.norm                                   -> conv1 / bn1
+    blocks.S.res_blocks.J.branch2.conv_a|b|c / norm_a|b|c           -> layerN.J.conv1|2|3 / bn1|2|3
+    blocks.S.res_blocks.J.branch1_conv / branch1_norm               -> layerN.J.downsample.0 / .1
+    blocks.H.proj                                                   -> fc
+
+where the blocks S holding ``res_blocks`` are the stages layer1..layer4 in order (I3D and C2D put a
+parameter-free temporal max-pool at ``blocks.2``, so S is read from the checkpoint) and H is the head. The
+head pools with a fixed kernel (the whole final map at the training clip size), projects and averages; i3zoo's
+head averages globally and projects, which is the same number at that clip size and works at any other.
+
+Imports nothing from ``i3zoo.models``: it works on state dicts and target shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .inflate import CheckpointMismatchError
+
+__all__ = [
+    "PytorchvideoCheckpoint", "PYTORCHVIDEO_KINETICS400", "KINETICS400_MEAN", "KINETICS400_STD",
+    "kinetics400_label_names", "pretrained_cfg_from_pytorchvideo", "is_pytorchvideo_state_dict",
+    "convert_pytorchvideo_state_dict", "to_pytorchvideo_state_dict",
+]
+
+KINETICS400_MEAN: Tuple[float, float, float] = (0.45, 0.45, 0.45)
+KINETICS400_STD: Tuple[float, float, float] = (0.225, 0.225, 0.225)
+_ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
+
+
+@dataclass(frozen=True)
+class PytorchvideoCheckpoint:
+    """One published PyTorchVideo Kinetics-400 checkpoint and how its clips were made."""
+
+    builder: str  # the pytorchvideo.models.hub function that builds the network
+    url: str  # pytorchvideo.models.hub.resnet.checkpoint_paths[builder]; the name carries no hash
+    top1: float  # Kinetics-400 top-1 as published in the builder's docstring
+    clip_len: int  # frames per clip ("8x8": 8 frames ...)
+    frame_interval: int  # ... sampled one every 8 frames
+    head_pool_kernel: Tuple[int, int, int]  # PyTorchVideo's head AvgPool3d: the final map at 8x224x224
+
+
+#: keyed by i3zoo's temporal design name
+PYTORCHVIDEO_KINETICS400: Dict[str, PytorchvideoCheckpoint] = {
+    "i3d": PytorchvideoCheckpoint("i3d_r50", f"{_ROOT}/I3D_8x8_R50.pyth", 73.27, 8, 8, (4, 7, 7)),
+    "slowonly": PytorchvideoCheckpoint("slow_r50", f"{_ROOT}/SLOW_8x8_R50.pyth", 74.58, 8, 8, (8, 7, 7)),
+    "c2d": PytorchvideoCheckpoint("c2d_r50", f"{_ROOT}/C2D_8x8_R50.pyth", 71.46, 8, 8, (4, 7, 7)),
+}
+
+
+def kinetics400_label_names() -> Tuple[str, ...]:
+    """The 400 Kinetics class names in class-index order (``labels/kinetics400.txt``, shipped with i3zoo)."""
+    text = resources.files(__package__).joinpath("labels", "kinetics400.txt").read_text(encoding="utf-8")
+    names = tuple(line for line in text.splitlines() if line and not line.startswith("#"))
+    if len(names) != 400 or len(set(names)) != 400:
+        raise RuntimeError(f"labels/kinetics400.txt is damaged: {len(names)} names, {len(set(names))} unique")
+    return names
+
+
+def pretrained_cfg_from_pytorchvideo(temporal: str, *, classifier: str, first_conv: str) -> Dict[str, Any]:
+    """The timm pretrained cfg of PyTorchVideo's Kinetics-400 checkpoint for design ``temporal``.
+
+    timm's ``PretrainedCfg`` has no field for clips, so the clip convention (``clip_len`` frames, one every
+    ``frame_interval``) is written in ``notes`` and kept as data in :data:`PYTORCHVIDEO_KINETICS400`.
+    """
+    checkpoint = PYTORCHVIDEO_KINETICS400[temporal]
+    return dict(
+        url=checkpoint.url,
+        num_classes=400,
+        label_names=kinetics400_label_names(),
+        input_size=(3, 224, 224),
+        crop_pct=224 / 256,  # PyTorchVideo evaluates on the short side scaled to 256, centre 224
+        interpolation="bilinear",
+        mean=KINETICS400_MEAN,
+        std=KINETICS400_STD,
+        pool_size=checkpoint.head_pool_kernel,
+        first_conv=first_conv,
+        classifier=classifier,
+        license="apache-2.0",
+        origin_url="https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md",
+        notes=(
+            f"Kinetics-400 weights of PyTorchVideo's {checkpoint.builder} (top-1 {checkpoint.top1}), not "
+            "inflated: converted from PyTorchVideo's module names",
+            f"clip_len={checkpoint.clip_len}, frame_interval={checkpoint.frame_interval}: clips of "
+            f"{checkpoint.clip_len} frames, one every {checkpoint.frame_interval}",
+        ),
+    )
+
+
+def is_pytorchvideo_state_dict(state_dict: Mapping[str, Any]) -> bool:
+    """Whether ``state_dict`` is in PyTorchVideo's ResNet layout (``blocks.0.conv``, ``blocks.N.res_blocks``)."""
+    return "blocks.0.conv.weight" in state_dict and any(".res_blocks." in key for key in state_dict)
+
+
+_STEM = re.compile(r"^blocks\.0\.(conv|norm)\.(.+)$")
+_BLOCK = re.compile(
+    r"^blocks\.(\d+)\.res_blocks\.(\d+)\.(branch2\.(?:conv|norm)_[abc]|branch1_conv|branch1_norm)\.(.+)$")
+_HEAD = re.compile(r"^blocks\.(\d+)\.proj\.(weight|bias)$")
+_BLOCK_MODULES = {
+    "branch2.conv_a": "conv1", "branch2.norm_a": "bn1", "branch2.conv_b": "conv2", "branch2.norm_b": "bn2",
+    "branch2.conv_c": "conv3", "branch2.norm_c": "bn3", "branch1_conv": "downsample.0",
+    "branch1_norm": "downsample.1",
+}
+
+
+def _rename_all(keys: Sequence[str]) -> Tuple[Dict[str, str], List[str]]:
+    """PyTorchVideo key -> i3zoo key for every key that has a place, and the keys that have none."""
+    stage_blocks = sorted({int(m.group(1)) for m in map(_BLOCK.match, keys) if m})
+    stage_of = {block: index for index, block in enumerate(stage_blocks, start=1)}
+    renamed: Dict[str, str] = {}
+    unplaced: List[str] = []
+    for key in keys:
+        stem, block, head = _STEM.match(key), _BLOCK.match(key), _HEAD.match(key)
+        if stem:
+            renamed[key] = f"{'conv1' if stem.group(1) == 'conv' else 'bn1'}.{stem.group(2)}"
+        elif block and stage_of[int(block.group(1))] <= 4:
+            stage, index, module, leaf = block.groups()
+            renamed[key] = f"layer{stage_of[int(stage)]}.{index}.{_BLOCK_MODULES[module]}.{leaf}"
+        elif head and (not stage_blocks or int(head.group(1)) > stage_blocks[-1]):
+            renamed[key] = f"fc.{head.group(2)}"
+        else:
+            unplaced.append(key)
+    return renamed, unplaced
+
+
+def convert_pytorchvideo_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    target_shapes: Mapping[str, Union[torch.Size, Sequence[int]]],
+) -> Dict[str, torch.Tensor]:
+    """Rename a PyTorchVideo ResNet state dict to i3zoo's module names, strictly.
+
+    Every PyTorchVideo key must have exactly one place in the model and every model key must be filled, with
+    exactly the model's shape (no inflation: a 1x1x1 kernel where the model has 3x1x1 means a checkpoint of
+    another temporal design). BatchNorm's ``num_batches_tracked`` may be absent (it is then 0, as BatchNorm
+    itself does for old checkpoints).
+
+    Args:
+        state_dict: PyTorchVideo's ``model_state`` (``blocks.0.conv.weight`` ...).
+        target_shapes: the i3zoo model's keys and shapes, ``{k: v.shape for k, v in model.state_dict().items()}``.
+
+    Returns:
+        A state dict with exactly the keys of ``target_shapes``.
+
+    Raises:
+        CheckpointMismatchError: naming, in PyTorchVideo's names and i3zoo's, every key without a place,
+            every model key not filled and every shape that does not fit.
+    """
+    renamed, unplaced = _rename_all(list(state_dict))
+    converted: Dict[str, torch.Tensor] = {}
+    misshaped, unexpected = [], list(unplaced)
+    for old, new in renamed.items():
+        if new not in target_shapes:
+            unexpected.append(f"{old} (as {new})")
+        elif tuple(state_dict[old].shape) != tuple(target_shapes[new]):
+            misshaped.append(f"{old} -> {new}: checkpoint {tuple(state_dict[old].shape)}, "
+                             f"model {tuple(target_shapes[new])}")
+        else:
+            converted[new] = state_dict[old]
+    for key, shape in target_shapes.items():
+        if key.endswith(".num_batches_tracked") and key not in converted and key not in renamed.values():
+            converted[key] = torch.tensor(0, dtype=torch.long)
+    missing = sorted(k for k in target_shapes if k not in converted and k not in renamed.values())
+    if missing or unexpected or misshaped:
+        parts = [f"{what} ({len(keys)}): {'; '.join(sorted(keys)[:8])}" + (" ..." if len(keys) > 8 else "")
+                 for what, keys in (("model keys the checkpoint does not fill", missing),
+                                    ("checkpoint keys with no place in the model", unexpected),
+                                    ("shapes that do not fit", misshaped)) if keys]
+        raise CheckpointMismatchError(
+            "the PyTorchVideo checkpoint does not fit this model (a checkpoint of another temporal design, "
+            "depth or class count?) -- " + " | ".join(parts))
+    return converted
+
+
+def to_pytorchvideo_state_dict(state_dict: Mapping[str, torch.Tensor], *, stage_pool: bool) -> Dict[str, torch.Tensor]:
+    """The reverse: an i3zoo I3ResNet state dict in PyTorchVideo's names (``stage_pool``: I3D and C2D's
+    ``blocks.2`` max-pool, which shifts the later stages and the head by one)."""
+    stage_block = {1: 1, 2: 2 + stage_pool, 3: 3 + stage_pool, 4: 4 + stage_pool}
+    head = 5 + stage_pool
+    modules = {v: k for k, v in _BLOCK_MODULES.items()}
+    out: Dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        if key.startswith(("conv1.", "bn1.")):
+            module, leaf = key.split(".", 1)
+            out[f"blocks.0.{'conv' if module == 'conv1' else 'norm'}.{leaf}"] = tensor
+        elif key.startswith("fc."):
+            out[f"blocks.{head}.proj.{key[3:]}"] = tensor
+        else:
+            match = re.match(r"^layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.\d)\.(.+)$", key)
+            if not match:
+                raise ValueError(f"{key!r} is not a key of an I3ResNet state dict")
+            stage, index, module, leaf = match.groups()
+            out[f"blocks.{stage_block[int(stage)]}.res_blocks.{index}.{modules[module]}.{leaf}"] = tensor
+    return out
+
