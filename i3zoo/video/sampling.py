@@ -2,7 +2,7 @@
 
 They decide *what* to read and leave reading to the decoder, as PyTorchVideo's clip samplers do, so that each
 can be checked index by index. A clip is ``clip_len`` indices ``frame_interval`` apart. A video too short
-for one clip gets one clip whose missing tail repeats the last frame; :class:`Clips` counts those padded
+for one clip gets one clip whose missing tail repeats the clip's last frame (MMAction2's ``repeat_last``); :class:`Clips` counts those padded
 positions so that callers can say so.
 """
 
@@ -52,11 +52,12 @@ def _check_frames(num_frames: int) -> None:
 
 
 def _repeat_last(offsets: torch.Tensor, clip_len: int, frame_interval: int, num_frames: int) -> Clips:
-    """Clips starting at ``offsets``; positions past the video's end take its last frame (MMAction2's
-    ``out_of_bound_opt="repeat_last"``)."""
+    """Clips starting at ``offsets``; positions past the video's end repeat the clip's last frame inside it
+    (MMAction2's ``out_of_bound_opt="repeat_last"``)."""
     indices = offsets.long()[:, None] + torch.arange(clip_len)[None, :] * frame_interval
-    padded = (indices >= num_frames).sum(dim=1)
-    return Clips(indices=indices.clamp(max=num_frames - 1), padded=padded)
+    inside = indices < num_frames
+    last_inside = (indices * inside).amax(dim=1, keepdim=True)
+    return Clips(indices=torch.where(inside, indices, last_inside), padded=(~inside).sum(dim=1))
 
 
 def resample_by_time(frame_times: Sequence[float], fps: float, durations: Optional[Sequence[float]] = None
