@@ -40,3 +40,23 @@ def test_script_reproduces_the_sample(tmp_path):
     difference = np.abs(decode_by_hand(fresh).astype(np.int16) - decode_by_hand(SAMPLE).astype(np.int16))
     assert fresh.read_bytes() == SAMPLE.read_bytes() or difference.mean() < 1.0
     assert difference.max() <= 40
+
+
+def test_readme_python_example_runs_on_the_sample(monkeypatch, checkpoint_2d, capsys):
+    """The README's "from a file to features" block, run as written except for the weights' source (a seeded
+    2D file stands in for the ImageNet download)."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Video in"):readme.index("## Pre-inflated weights")]
+    (code,) = re.findall(r"From a file to features in Python:\n\n```python\n(.*?)```", section, re.S)
+    call = 'i3zoo.create_model("i3resnet50", pretrained=True)'
+    assert call in code
+    code = code.replace(call, f'i3zoo.create_model("i3resnet50", pretrained=True, '
+                              f'pretrained_cfg_overlay=dict(file={str(checkpoint_2d("i3resnet50"))!r}))')
+    monkeypatch.chdir(REPO)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["clips"].shape == (3, 3, 16, 224, 224)
+    assert namespace["features"].shape == (3, 2048)  # as the example's comment says
+    assert torch.allclose(namespace["windows"].start, torch.tensor([0, 16, 32], dtype=torch.float64) / 24)
