@@ -65,5 +65,16 @@ def test_label_names_come_from_the_weights():
     assert _label_names(model) == (None, "none (class numbers)")
     model.pretrained_cfg = dict(model.pretrained_cfg, label_names=["archery", "bowling", "surfing"])
     assert _label_names(model) == (["archery", "bowling", "surfing"], "the model's label_names")
+    model.pretrained_cfg = dict(model.pretrained_cfg, label_names=["archery", "bowling"])
+    assert _label_names(model) == (None, "none: the model's 2 label_names do not fit its 3 classes")
     names, source = _label_names(i3zoo.create_model("i3resnet50"))
     assert names == CATEGORIES and source == "ImageNet-1k"
+
+
+def test_a_video_shorter_than_a_clip_is_padded_and_says_so(run_cli, clips):
+    video, _ = clips  # 10 frames
+    args = ("predict", str(video), "--model", "i3resnet50", "--clip-len", "12", "--crop-size", "32",
+            "--random-weights", "--num-clips", "1", "--top-k", "1")
+    table = run_cli(*args)
+    assert table.returncode == 0 and "(shorter than one clip: padded by repeating its last frame)" in table.stdout
+    assert json.loads(run_cli(*args, "--json").stdout)["results"][0]["padded"] is True

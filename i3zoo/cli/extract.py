@@ -106,8 +106,10 @@ def _label_names(model) -> Tuple[Optional[List[str]], str]:
     else ImageNet's categories for a 1000-class head inflated from ImageNet, else none."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     own = cfg.get("label_names")
-    if own:
+    if own and len(own) == model.num_classes:
         return list(own), "the model's label_names"
+    if own:
+        return None, f"none: the model's {len(own)} label_names do not fit its {model.num_classes} classes"
     if model.num_classes == 1000:
         import torchvision
 

@@ -66,6 +66,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             for rank, top in enumerate(result["top"], 1):
                 print(f"{banner}{result['video'] if rank == 1 else '':<32} {rank:>4}  {top['probability']:>11.4f}  "
                       f"{top['label']}")
+            if result["padded"]:
+                print(f"{banner}{'':<32} (shorter than one clip: padded by repeating its last frame)")
     if failures:
         print(f"{banner}{failures} of {len(args.videos)} videos could not be read", file=sys.stderr)
     return 1 if failures else 0

@@ -166,9 +166,9 @@ class VideoReader:
         if self.backend == "torchcodec":
             frames = dict(zip(wanted, self._torchcodec_frames(wanted)))
         else:
-            frames = {}
-            for index, frame in self._decode_pyav(wanted, seek=True):
-                frames[index] = frame
+            frames = dict(self._decode_pyav(wanted, seek=True))
+            if len(frames) < len(wanted):  # a container whose seek lands past the key frame: read from the start
+                frames.update(self._decode_pyav([i for i in wanted if i not in frames], seek=False))
         self._check_complete(wanted, frames)
         return torch.stack([frames[i] for i in indices])
 
@@ -287,8 +287,9 @@ def _scan_pyav(path: Path) -> _StreamIndex:
         pts: List[int] = []
         try:
             for packet in container.demux(stream):
-                # the flushing packet at the end has no data; a packet without pts (raw streams) has no time
-                if packet.size and packet.pts is not None:
+                # the flushing packet at the end has no data; a packet without pts (raw streams) has no time; a
+                # packet an MP4 edit list cuts off is marked discard and never becomes a frame
+                if packet.size and packet.pts is not None and not packet.is_discard:
                     pts.append(packet.pts)
         except av.FFmpegError:
             pass  # a truncated file: the packets read so far are indexed; decoding says which really decode
