@@ -175,7 +175,8 @@ def collect_videos(paths: List[str], list_file: Optional[str]) -> Tuple[List[Tup
         for line in listing.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
-                entries.append((line.split(",")[0].strip(), listing.parent))
+                path, comma, _label = line.rpartition(",")  # "path,label" (Kinetics style) or a bare path
+                entries.append(((path if comma else line).strip(), listing.parent))
     for text, base in entries:
         path = Path(text) if base is None or Path(text).is_absolute() else base / text
         if path.is_dir():
