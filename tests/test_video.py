@@ -164,7 +164,7 @@ def test_auto_falls_back_when_torchcodec_is_not_installed(videos):
     code = ("import sys; sys.modules['torchcodec'] = None\n"
             "from i3zoo.video import VideoReader, torchcodec_status\n"
             f"r = VideoReader({str(videos['h264_even'])!r})\n"
-            "print(r.backend, r.num_frames); print(torch_status := torchcodec_status())\n")
+            "print(r.backend, r.num_frames); print(torchcodec_status())\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                             env=dict(os.environ))
     assert result.returncode == 0, result.stderr

@@ -13,6 +13,7 @@ the frames of a clip.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,27 +36,19 @@ class VideoError(ValueError):
         self.reason = reason
 
 
-_torchcodec_problem: Optional[str] = "not checked yet"
-_torchcodec_checked = False
-
-
+@functools.lru_cache(maxsize=None)
 def torchcodec_status() -> Optional[str]:
     """None if TorchCodec is usable here, else why not (not installed, or its FFmpeg libraries do not load)."""
-    global _torchcodec_problem, _torchcodec_checked
-    if not _torchcodec_checked:
-        _torchcodec_checked = True
-        try:
-            from torchcodec.decoders import VideoDecoder
-        except Exception as e:  # ImportError, or (older releases) FFmpeg failing to load at import
-            _torchcodec_problem = f"torchcodec does not import ({_first_line(e)}); pip install \"i3zoo[torchcodec]\""
-        else:
-            try:
-                # a public-API probe that works across releases: decode a one-frame video made with PyAV
-                VideoDecoder(_one_frame_video()).get_frame_at(0)
-                _torchcodec_problem = None
-            except Exception as e:  # RuntimeError/OSError from dlopen: no usable FFmpeg libraries
-                _torchcodec_problem = f"torchcodec is installed but cannot load FFmpeg ({_first_line(e)})"
-    return _torchcodec_problem
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except Exception as e:  # ImportError, or (older releases) FFmpeg failing to load at import
+        return f"torchcodec does not import ({_first_line(e)}); pip install \"i3zoo[torchcodec]\""
+    try:
+        # a public-API probe that works across releases: decode a one-frame video made with PyAV
+        VideoDecoder(_one_frame_video()).get_frame_at(0)
+    except Exception as e:  # RuntimeError/OSError from dlopen: no usable FFmpeg libraries
+        return f"torchcodec is installed but cannot load FFmpeg ({_first_line(e)})"
+    return None
 
 
 def _first_line(error: Exception) -> str:
