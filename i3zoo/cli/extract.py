@@ -241,7 +241,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
 
-    from .. import __version__
+    from .._version import __version__
     from ..inference import optimize_for_inference
     from ..video import VideoWindows, transforms_for
 
