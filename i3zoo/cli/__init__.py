@@ -6,6 +6,8 @@
     i3zoo verify --all --images DIR ... on your own photos instead of synthetic images
     i3zoo export i3resnet50.tv_in1k --out DIR           inflate and save a Hub-ready folder
     i3zoo push i3resnet50.tv_in1k --repo ORG/NAME       ... and upload it (token: HF_TOKEN or a login)
+    i3zoo extract videos/ --model i3resnet50 --out feats/  features of sliding windows, one file per video
+    i3zoo predict clip.mp4 --model i3resnet50.tv_in1k      top-k labels per video, averaged over clips
 
 A new command is a new module here with an ``add_parser(subparsers)`` function, listed in ``COMMANDS``.
 May import every wing; nothing of i3zoo imports ``cli``.
@@ -19,10 +21,10 @@ import os
 import sys
 from typing import List, Optional
 
+from . import extract, predict, publish, verify
 from . import list as list_command
-from . import publish, verify
 
-COMMANDS = (list_command, verify, publish)
+COMMANDS = (list_command, verify, publish, extract, predict)
 
 
 class _Parser(argparse.ArgumentParser):

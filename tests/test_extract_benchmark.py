@@ -1,0 +1,53 @@
+"""The extraction benchmark runs end to end on a tiny configuration (no timing assertions: machines are
+noisy), and the README's "Video in" block is the committed benchmark output."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.extract import RESULTS, render_markdown
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_extract_benchmark_runs_end_to_end(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.extract", "--tiny", "--out", str(tmp_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "extract.json").read_text())
+    assert list(data["clips_per_s"]) == ["decode only", "model only", "end to end"]
+    assert all(rate > 0 for rate in data["clips_per_s"].values())
+    assert data["windows"] == 12  # one 1-second video at 25 fps: 12 back-to-back windows of 2 frames
+    assert {k: v["seconds"] for k, v in data["rss"].items()} == {"short": 1, "long": 3}
+    assert all(v["peak_rss_mb"] > 50 for v in data["rss"].values())  # a process that holds a ResNet-50
+    markdown = (tmp_path / "extract.md").read_text()
+    assert markdown.strip() == render_markdown(data) and render_markdown(data) in result.stdout
+
+
+def test_readme_video_in_block_is_the_committed_benchmark_output():
+    readme = (REPO_ROOT / "README.md").read_text()
+    blocks = dict(re.findall(r"<!-- extract-benchmark:([\w.-]+):start -->\n(.*?)\n<!-- extract-benchmark:\1:end -->",
+                             readme, re.S))
+    runs = sorted(p.parent for p in RESULTS.glob("*/extract.json"))
+    assert runs and sorted(blocks) == [run.name for run in runs]
+    for run in runs:
+        data = json.loads((run / "extract.json").read_text())
+        markdown = (run / "extract.md").read_text().strip()
+        assert markdown == render_markdown(data), f"{run.name}: extract.md is not what its extract.json renders to"
+        assert blocks[run.name].strip() == markdown, f"README's {run.name} block differs from its extract.md"
+
+
+def test_readme_words_on_the_benchmark_match_its_figures():
+    readme = (REPO_ROOT / "README.md").read_text()
+    data = json.loads((RESULTS / "cpu-amd-epyc" / "extract.json").read_text())
+    rates, rss = data["clips_per_s"], data["rss"]
+    kept = rates["end to end"] / rates["model only"]
+    assert f"the pipeline kept {kept:.2f} of the model's speed" in readme
+    assert ("short of the 0.9 aimed for" in readme) == (kept < 0.9)
+    assert rss["long"]["seconds"] >= 60 * rss["short"]["seconds"]
+    grew = rss["long"]["peak_rss_mb"] > 1.1 * rss["short"]["peak_rss_mb"]
+    assert ("Peak memory did not grow with the video's length" in readme) == (not grew)
