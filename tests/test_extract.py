@@ -158,8 +158,13 @@ def test_kill_9_leaves_no_partial_output_and_the_rerun_finishes(tmp_path):
     for path in finished:  # an output under its final name is whole
         tensors, _, _ = _read(path)
         assert tensors["features"].shape == (4, 2048)
+    # what a killed run's writer left under a temporary name is removed when that output is written
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    unfinished = next(f"v{i}.mp4.safetensors" for i in range(4) if out / f"v{i}.mp4.safetensors" not in finished)
+    (out / f".{unfinished}.tmp-{dead.stdout.strip()}").write_bytes(b"half")
     rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert not list(out.glob(".*.tmp-*"))
     assert f"{4 - len(finished)} written, {len(finished)} skipped (complete), 0 failed" in rerun.stdout
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         f"v{i}.mp4.safetensors" for i in range(4)]
