@@ -148,9 +148,17 @@ def test_backend_names_and_auto_fallback(videos):
     if problem is None:  # TorchCodec works here: both backends give the same frames for the same indices
         assert resolve_backend("auto") == "torchcodec"
         for name, count, _, _ in DECODABLE:
-            indices = [count - 1, 0, 3]
-            assert torch.equal(VideoReader(videos[name], backend="torchcodec").get_frames(indices),
-                               VideoReader(videos[name], backend="pyav").get_frames(indices))
+            indices = list(range(count - 1, -1, -1))
+            ours = VideoReader(videos[name], backend="torchcodec").get_frames(indices).float()
+            pyav = VideoReader(videos[name], backend="pyav").get_frames(indices).float()
+            if name.startswith("h264") or name in ("vfr", "with_audio"):  # H.264 decodes bit-exactly everywhere
+                assert torch.equal(ours, pyav), name
+            # each index is the same picture: nearest to PyAV's frame at that index, within a level on average
+            # (TorchCodec uses the system's FFmpeg, PyAV its own build; their MPEG-4 Part 2 decoders at odd
+            # sizes differ by rounding, under a level on average with Debian's FFmpeg 5.1)
+            distance = (ours[:, None] - pyav[None]).abs().mean(dim=(2, 3, 4))
+            assert torch.equal(distance.argmin(dim=1), torch.arange(count)), name
+            assert distance.diagonal().max() < 1.5, name
     else:  # installed without FFmpeg libraries, or not installed: "auto" is PyAV and "torchcodec" says why
         assert "torchcodec" in problem
         assert resolve_backend("auto") == "pyav"
