@@ -78,3 +78,22 @@ def test_a_video_shorter_than_a_clip_is_padded_and_says_so(run_cli, clips):
     table = run_cli(*args)
     assert table.returncode == 0 and "(shorter than one clip: padded by repeating its last frame)" in table.stdout
     assert json.loads(run_cli(*args, "--json").stdout)["results"][0]["padded"] is True
+
+
+def test_a_fine_tuned_folder_predicts_with_its_own_label_names(run_cli, clips, tmp_path):
+    """A saved model whose config carries label_names (timm's convention), loaded as local-dir:."""
+    names = ["jump", "run", "swim", "throw", "wave"]
+    torch.manual_seed(0)
+    model = i3zoo.create_model("i3resnet50", num_classes=5)
+    model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=5, label_names=names)  # as a fine-tuning run sets it
+    folder = i3zoo.save_pretrained(model, tmp_path / "finetuned", measure=False)
+    assert json.loads((folder / "config.json").read_text())["pretrained_cfg"]["label_names"] == names
+    video, _ = clips
+    result = run_cli("predict", str(video), "--model", f"local-dir:{folder}", "--clip-len", "2", "--crop-size", "32",
+                     "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["labels"] == "the model's label_names" and report["random_weights"] is False
+    (entry,) = report["results"]
+    assert sorted(top["label"] for top in entry["top"]) == sorted(names)
+    assert all(top["label"] == names[top["class"]] for top in entry["top"])

@@ -86,7 +86,7 @@ def load_model(args: argparse.Namespace, *, num_classes: Optional[int] = None) -
     except (CheckpointError, OSError, ValueError) as e:
         how = ("give a local copy of the 2D weights with --file PATH (e.g. torchvision's resnet50-0676ba61.pth), "
                "put it in torch.hub's checkpoint cache, or run with --random-weights for a smoke run")
-        raise SystemExit(f"i3zoo: cannot load weights for {name}: {e}\nTo get weights: {how}")
+        raise SystemExit(f"i3zoo: cannot load weights for {name}: {e}. To get weights: {how}")
     if weights is None:
         weights = {"kind": "pretrained", **{k: v for k, v in (getattr(model, "source_2d", None) or {}).items()
                                             if not k.startswith("_")}}
