@@ -31,7 +31,7 @@ import torch
 
 import i3zoo
 from i3zoo.facts import count_gflops
-from i3zoo.weights.hub import _write_atomically
+from i3zoo.files import write_atomically
 from i3zoo.inference import native_bfloat16
 from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_arch_of
 
@@ -256,7 +256,7 @@ def run_settings(result: Dict, *, repeats: int, compile: bool, bf16: bool) -> Di
 
 
 def write_json(path: Path, data: Dict) -> None:
-    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+    write_atomically(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def main(argv=None) -> int:

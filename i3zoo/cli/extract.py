@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
+
+from ..files import write_atomically
 
 RANDOM_SEED = 0
 FORMATS = ("safetensors", "npy")
@@ -139,35 +140,6 @@ def weights_banner(loaded: LoadedModel) -> str:
     return "[random weights] " if loaded.random else ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def atomic_write(path: Path, write) -> None:
-    """``write(file object)`` to a temporary name beside ``path``, flushed to disk, then renamed to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a run that was killed
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            stale.unlink(missing_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
 # ---------------------------------------------------------------- inputs and outputs
 
 
@@ -232,11 +204,11 @@ def write_output(paths: List[Path], fmt: str, features, start, end, padded, reco
 
         blob = save({"features": features.contiguous(), "start": start, "end": end, "padded": padded},
                     metadata={"i3zoo": json.dumps(record), "random_weights": str(record["settings"]["weights"]["kind"] == "random").lower()})
-        atomic_write(paths[0], lambda handle: handle.write(blob))
+        write_atomically(paths[0], lambda handle: handle.write(blob))
         return
-    atomic_write(paths[0], lambda handle: np.save(handle, features.numpy()))
+    write_atomically(paths[0], lambda handle: np.save(handle, features.numpy()))
     sidecar = dict(record, start=start.tolist(), end=end.tolist(), padded=padded.tolist())
-    atomic_write(paths[1], lambda handle: handle.write(json.dumps(sidecar, indent=1).encode()))
+    write_atomically(paths[1], lambda handle: handle.write(json.dumps(sidecar, indent=1).encode()))
 
 
 # ---------------------------------------------------------------- the job
@@ -346,7 +318,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
                 failures.append((str(state.path), f"cannot write {state.outputs[0]}: {e}"))
                 continue
             written += 1
-            note = f", padded: the video has fewer frames than one clip" if state.done["padded"] else ""
+            note = ", padded: the video has fewer frames than one clip" if state.done["padded"] else ""
             rate = windows_done / max(time.perf_counter() - started, 1e-9)
             progress.step(f"{state.path}: {count} windows x {features.shape[1]} -> {state.outputs[0]}{note}",
                           rate)

@@ -102,9 +102,9 @@ def _classes_in(state_dict: Dict[str, torch.Tensor], classifier: str) -> int:
     return int(weight.shape[0]) if weight is not None and weight.dim() >= 1 else 0
 
 
-def _check_kinds(model: nn.Module, state_dict: Dict[str, torch.Tensor], source: str) -> None:
+def _check_kinds(model: nn.Module, model_state: Dict[str, torch.Tensor], state_dict: Dict[str, torch.Tensor],
+                 source: str) -> None:
     """Refuse integer, boolean or complex tensors where the model holds floating point (and the reverse)."""
-    model_state = model.state_dict()
     wrong = [f"{k}: checkpoint {v.dtype}, model {model_state[k].dtype}" for k, v in state_dict.items()
              if k in model_state and (v.is_complex() or v.is_floating_point() != model_state[k].is_floating_point())]
     if wrong:
@@ -122,7 +122,8 @@ def fill_model(model: nn.Module, state_dict: Dict[str, torch.Tensor], pretrained
     the classifier's in the weights keeps the model's classifier freshly initialised. ``source`` names the
     weights in errors.
     """
-    _check_kinds(model, state_dict, source)
+    model_state = model.state_dict()
+    _check_kinds(model, model_state, state_dict, source)
     # inflate in the model's precision: W / t of a float32 kernel is exact to float64's last digit only if the
     # division happens in float64 (a model built under torch.set_default_dtype(torch.float64))
     dtype = next(model.parameters()).dtype
@@ -132,7 +133,7 @@ def fill_model(model: nn.Module, state_dict: Dict[str, torch.Tensor], pretrained
     first_kernel = state_dict.get(f"{first_conv}.weight")
     if model.in_chans != 3 and first_kernel is not None and first_kernel.dim() == 4:
         state_dict[f"{first_conv}.weight"] = adapt_input_conv(model.in_chans, first_kernel)
-    target = {k: v.shape for k, v in model.state_dict().items()}
+    target = {k: v.shape for k, v in model_state.items()}
     # a classifier is kept when the weights have one of the model's size (a fine-tuned 2D checkpoint keeps its
     # head); the count is read from the weights, not from a cfg that could claim another
     fresh_head = model.num_classes != _classes_in(state_dict, classifier)

@@ -25,7 +25,6 @@ import socket
 import stat
 import urllib.error
 import urllib.request
-import uuid
 import warnings
 import zipfile
 from pathlib import Path
@@ -35,6 +34,8 @@ from urllib.parse import urlparse, urlunparse
 import torch
 from filelock import FileLock
 from torch.hub import get_dir
+
+from ..files import write_atomically
 
 __all__ = ["CheckpointError", "read_state_dict", "check_state_dict", "expected_hash_prefix", "cached_path",
            "fetch_checkpoint", "sha256_of", "require_regular_file", "public_url", "offline", "DOWNLOAD_TIMEOUT"]
@@ -251,10 +252,10 @@ def _download(url: str, path: Path, prefix: Optional[str], progress: bool) -> st
     from tqdm.auto import tqdm
 
     shown, timeout = public_url(url), _timeout()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    try:
+
+    def receive(f) -> str:  # raising here leaves no file behind (write_atomically)
         request = urllib.request.Request(url, headers={"User-Agent": "i3zoo"})
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as f:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
             digest, size = hashlib.sha256(), 0
@@ -274,8 +275,10 @@ def _download(url: str, path: Path, prefix: Optional[str], progress: bool) -> st
         if prefix and not actual.startswith(prefix):
             raise CheckpointError(f"download of {shown} does not match its known hash (expected a sha256 starting "
                                   f"with {prefix}, got {actual}); it was discarded, nothing was loaded")
-        os.replace(tmp, path)
         return actual
+
+    try:
+        return write_atomically(path, receive)
     except (socket.timeout, TimeoutError) as e:
         raise CheckpointError(f"download of {shown} stalled: nothing arrived for {timeout:g} s ({e}); the partial "
                               "file was discarded. Set I3ZOO_DOWNLOAD_TIMEOUT for a slower link") from None
@@ -289,18 +292,10 @@ def _download(url: str, path: Path, prefix: Optional[str], progress: bool) -> st
         reason = getattr(e, "reason", e)
         raise CheckpointError(f"could not download {shown}: {reason}. Without network access, pass a local copy "
                               "of the weights with pretrained_cfg_overlay=dict(file=PATH)") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_record(path: Path, sha256: str) -> None:
-    record = _record_path(path)
-    tmp = record.with_name(f".{record.name}.{uuid.uuid4().hex}.partial")
-    try:
-        tmp.write_text(sha256 + "\n")
-        os.replace(tmp, record)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(_record_path(path), lambda f: f.write(f"{sha256}\n".encode()))
 
 
 def _expected_hash(url: str, path: Path) -> Optional[str]:

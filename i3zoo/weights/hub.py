@@ -134,21 +134,6 @@ def _public_source_2d(model: nn.Module) -> Dict[str, Any]:
     return public
 
 
-def _write_atomically(target: Path, write) -> None:
-    """``write(tmp_path)`` into a temporary file beside ``target``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make an export unreadable to others
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 _STAGING, _OLD = ".i3zoo-staging-", ".i3zoo-old-"
 
 
