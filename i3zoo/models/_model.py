@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,11 @@ class I3DNet(nn.Module):
         pretrained_cfg_overlay: overrides of the source, e.g. ``dict(file="resnet50.pth")`` or
             ``dict(url="https://...")``.
         cache_dir: where downloads go, instead of torch.hub's checkpoint folder.
+        frozen_stages: MMAction2's convention: ``-1`` (default) freezes nothing, ``0`` the stem, ``K`` the stem
+            and the first K stages (``stage_modules()``): their parameters get no gradient and their layers stay
+            in eval mode (BatchNorm statistics do not move), even after ``model.train()``.
+        norm_eval: keep every BatchNorm in eval mode in training (running statistics used, never updated), as
+            MMAction2's ``norm_eval``; the affine parameters still learn unless frozen.
         **architecture: the family's own hyper-parameters (``block_counts`` / ``growth_rate`` ...).
     """
 
@@ -80,6 +85,8 @@ class I3DNet(nn.Module):
         pretrained_cfg=None,
         pretrained_cfg_overlay=None,
         cache_dir=None,
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
         **architecture: Any,
     ) -> None:
         super().__init__()
@@ -100,6 +107,11 @@ class I3DNet(nn.Module):
             self._build(**architecture)
         self._finish_init()
         self._load_at_init(pretrained, pretrained_cfg, pretrained_cfg_overlay, cache_dir)
+        self.set_frozen_stages(frozen_stages)
+        if not isinstance(norm_eval, bool):
+            raise ValueError(f"norm_eval must be True or False; got {norm_eval!r}")
+        self.norm_eval = norm_eval
+        self.train(self.training)
 
     def _check_architecture_args(self, architecture: Dict[str, Any]) -> None:
         """A misspelt keyword (``num_class=10``) is an error naming the close match, not a TypeError from deep inside."""
@@ -136,6 +148,44 @@ class I3DNet(nn.Module):
         self.pretrained_cfg = self.default_cfg = resolve_cfg(self.arch_name, pretrained_cfg, pretrained_cfg_overlay)
         if pretrained:
             load_inflated_pretrained(self, self.pretrained_cfg, cache_dir=cache_dir)
+
+    # --- training conventions (MMAction2's frozen_stages / norm_eval) -----------------------------------
+
+    def stage_modules(self) -> List[List[nn.Module]]:
+        """The modules ``frozen_stages`` counts: ``[stem modules], [stage 1 modules], ...`` (each family's)."""
+        raise NotImplementedError
+
+    def set_frozen_stages(self, frozen_stages: int) -> None:
+        """Freeze the stem and the first ``frozen_stages`` stages (``-1``: nothing); see the class docstring.
+
+        Freezing is one-way: parameters frozen earlier stay frozen (build a new model to unfreeze).
+        """
+        groups = self.stage_modules()
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) \
+                or not -1 <= frozen_stages < len(groups):
+            raise ValueError(f"frozen_stages must be an integer from -1 (nothing frozen) to {len(groups) - 1} "
+                             f"(the stem and all {len(groups) - 1} stages of {type(self).__name__}); "
+                             f"got {frozen_stages!r}")
+        self.frozen_stages = frozen_stages
+        for module in self._frozen_modules():
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+        self.train(self.training)
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        return [m for group in self.stage_modules()[:self.frozen_stages + 1] for m in group]
+
+    def train(self, mode: bool = True) -> "I3DNet":
+        """``nn.Module.train``, then frozen stages (and, with ``norm_eval``, every BatchNorm) back to eval."""
+        super().train(mode)
+        if mode and hasattr(self, "norm_eval"):
+            for module in self._frozen_modules():
+                module.eval()
+            if self.norm_eval:
+                for module in self.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
+        return self
 
     # --- forward ---------------------------------------------------------------------------------------
 

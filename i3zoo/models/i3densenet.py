@@ -190,6 +190,14 @@ class I3DenseNet(I3DNet):
         x = self._run_stages(x, [stem] + rest)
         return F.relu(x)
 
+    def stage_modules(self) -> List[List[nn.Module]]:
+        """The stem (conv0, norm0), then denseblockN with the transition after it (the last with norm5)."""
+        groups = [[self.features.conv0, self.features.norm0]]
+        for i in range(1, len(self.block_config) + 1):
+            after = f"transition{i}" if i != len(self.block_config) else "norm5"
+            groups.append([getattr(self.features, f"denseblock{i}"), getattr(self.features, after)])
+        return groups
+
     def group_matcher(self, coarse: bool = False):
         return dict(
             stem=r"^features\.conv0|^features\.norm0",

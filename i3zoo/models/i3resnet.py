@@ -277,6 +277,10 @@ class I3ResNet(I3DNet):
                 stages.append(getattr(self, f"layer{index}_pool"))
         return self._run_stages(x, stages)
 
+    def stage_modules(self) -> List[List[nn.Module]]:
+        """The stem (conv1, bn1), then layer1..4 (with the time pool after a stage, which has no parameters)."""
+        return [[self.conv1, self.bn1]] + [[getattr(self, f"layer{i}")] for i in range(1, 5)]
+
     def group_matcher(self, coarse: bool = False):
         return dict(stem=r"^conv1|^bn1|^maxpool", blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
 
