@@ -97,6 +97,19 @@ def test_verify_exits_nonzero_when_equivalence_breaks(run_cli):
     assert "FAIL" in result.stdout and result.stdout.splitlines()[-1].startswith("FAILED: 1 of 1")
 
 
+def test_verify_table_lines_up_for_long_names(run_cli):
+    result = run_cli("verify", "i3resnet50", "i3resnet50_slowonly", "--frames", "1", "--size", "32",
+                     "--modes", "center", "--offline")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("model "))
+    rows = [line for line in lines if line.startswith("i3resnet50")]
+    assert len(rows) == 2
+    for row in rows:
+        assert row.index(" center ") == header.index(" mode "), (header, row)
+        assert row.rstrip().endswith("  ok") and row.rindex("  ok") == header.rindex("  result"), (header, row)
+
+
 def test_verify_with_user_images(run_cli, tmp_path):
     from PIL import Image
 

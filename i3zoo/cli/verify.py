@@ -45,7 +45,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     dtype = {"float64": torch.float64, "float32": torch.float32}[args.dtype]
     print(f"input: {source}, {images.shape[-2]}x{images.shape[-1]}, {args.dtype}; tolerance: relative error "
           f"<= {args.tolerance:g} (max |3D - 2D| / max |2D|)")
-    header = f"{'model':<15} {'mode':<7} {'T':>3}  {'weights':<8} {'max abs diff':>12} {'max rel diff':>12}  result"
+    width = max(len("model"), *map(len, names))  # the columns line up for the longest name asked for
+    header = f"{'model':<{width}} {'mode':<7} {'T':>3}  {'weights':<8} {'max abs diff':>12} {'max rel diff':>12}  result"
     print(header)
     failures = total = 0
     for name in names:
@@ -62,7 +63,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             ok = r.max_rel <= args.tolerance
             failures += not ok
             total += 1
-            print(f"{r.name:<15} {r.mode:<7} {r.frames:>3}  {choice.kind:<8} {r.max_abs:>12.3e} {r.max_rel:>12.3e}  "
+            print(f"{r.name:<{width}} {r.mode:<7} {r.frames:>3}  {choice.kind:<8} {r.max_abs:>12.3e} {r.max_rel:>12.3e}  "
                   f"{'ok' if ok else 'FAIL'}", flush=True)
     if failures:
         print(f"FAILED: {failures} of {total} checks exceed the tolerance {args.tolerance:g}")
