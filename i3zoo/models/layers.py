@@ -52,11 +52,12 @@ class InflatedConv3d(nn.Conv3d):
         *,
         temporal_padding: str = "zeros",
         bias: bool = False,
+        groups: int = 1,
     ) -> None:
         pad_t, pad_h, pad_w = spec.padding
         self.temporal_pad = pad_t if temporal_padding == "replicate" else 0
         conv_padding = (pad_t - self.temporal_pad, pad_h, pad_w)
-        super().__init__(in_channels, out_channels, spec.kernel, spec.stride, conv_padding, bias=bias)
+        super().__init__(in_channels, out_channels, spec.kernel, spec.stride, conv_padding, bias=bias, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.temporal_pad:
