@@ -15,10 +15,9 @@ from typing import Callable, Dict
 
 import pytest
 import torch
-import torchvision
 
 import i3zoo
-from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_arch_of
+from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_2d, torchvision_arch_of
 
 
 @functools.lru_cache(maxsize=None)
@@ -29,9 +28,9 @@ def _seeded_state_dict(arch: str, seed: int) -> Dict[str, torch.Tensor]:
 
 def seeded_2d_model(arch: str, seed: int = 0) -> torch.nn.Module:
     """The torchvision 2D counterpart of ``arch`` with seeded random weights, in eval mode."""
-    with torch.device("meta"):  # no random initialisation that the weights would overwrite
-        model = torchvision.models.get_model(torchvision_arch_of(arch), weights=None)
-    model.load_state_dict({k: v.clone() for k, v in _seeded_state_dict(arch, seed).items()}, assign=True)
+    # built on the meta device (no random initialisation that the weights would overwrite), as torchvision
+    # builds it for its ImageNet weights (GoogLeNet's transform_input)
+    model = torchvision_2d(torchvision_arch_of(arch), {k: v.clone() for k, v in _seeded_state_dict(arch, seed).items()})
     return model.eval()
 
 
