@@ -53,7 +53,7 @@ class InceptionDesign:
     """Temporal design of an I3InceptionV1: each torchvision layer's (t, h, w) kernel, stride and padding."""
 
     name: str = "i3d"
-    summary: str = ("the I3D paper's: conv1 7×7×7 /2, 1×3×3 pools before conv2 and Mixed_3, a 3×3×3 /2 pool "
+    summary: str = ("conv1 7×7×7 /2, 1×3×3 pools before conv2 and Mixed_3, a 3×3×3 /2 pool "
                     "before Mixed_4 and a 2×2×2 /2 before Mixed_5, every 3×3 convolution and branch pool 3×3×3")
     conv1: LayerSpec = LayerSpec((7, 7, 7), (2, 2, 2), (3, 3, 3))
     maxpool1: LayerSpec = LayerSpec((1, 3, 3), (1, 2, 2), ceil_mode=True)
