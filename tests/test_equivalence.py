@@ -1,7 +1,8 @@
 """The property everything rests on: a 3D model inflated from a 2D model gives the 2D model's output on a
 "boring video" (an image repeated T times). Checked in float64 with relative error <= 1e-6 for every
-registered model (the temporal presets included), both inflation modes, two clip lengths and two spatial sizes,
-through each way in."""
+registered model (the temporal presets included), both inflation modes, two clip lengths and two spatial sizes
+(short clips and one odd size for the families of issue 13), through each way in (create_model only where
+another model of the same code checks the others; see CREATE_MODEL_ONLY)."""
 
 from __future__ import annotations
 

@@ -52,10 +52,12 @@ import torch
 import torchvision
 from timm.models import get_pretrained_cfg
 from torch import nn
+from torchvision.transforms import v2
 
 import i3zoo
 from i3zoo.models.layers import output_size
 from i3zoo.registry import meta_model
+from i3zoo.video import transforms_for
 from i3zoo.weights.pytorchvideo import to_pytorchvideo_state_dict
 from i3zoo.weights.verify import torchvision_2d_model
 
@@ -316,3 +318,14 @@ def test_inception_minimum_frame_is_torchvision_googlenets():
     assert googlenet(torch.empty(1, 3, h, w, device="meta")).shape == (1, 1000)
     with pytest.raises(RuntimeError):
         googlenet(torch.empty(1, 3, h - 1, w - 1, device="meta"))
+
+
+@pytest.mark.parametrize("name", ALL_TAGS)
+def test_video_transforms_follow_the_pretrained_cfg(name):
+    """The evaluation transform of every tag normalizes with its cfg's mean and std and crops its input size."""
+    cfg = get_pretrained_cfg(name).to_dict()
+    transform = transforms_for(cfg)  # what transforms_for(name) reads, without building the model
+    normalize = next(t for t in transform.transforms if isinstance(t, v2.Normalize))
+    assert tuple(normalize.mean) == tuple(cfg["mean"]) and tuple(normalize.std) == tuple(cfg["std"])
+    frames = torch.randint(0, 256, (2, 3, 300, 400), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert transform(frames).shape == (3, 2, *cfg["input_size"][1:])
