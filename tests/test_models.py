@@ -55,6 +55,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 import i3zoo
+from i3zoo.models import INCEPTION_DESIGNS
 from i3zoo.models.layers import output_size
 from i3zoo.registry import meta_model
 from i3zoo.video import transforms_for
@@ -329,3 +330,50 @@ def test_video_transforms_follow_the_pretrained_cfg(name):
     assert tuple(normalize.mean) == tuple(cfg["mean"]) and tuple(normalize.std) == tuple(cfg["std"])
     frames = torch.randint(0, 256, (2, 3, 300, 400), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     assert transform(frames).shape == (3, 2, *cfg["input_size"][1:])
+
+
+def test_readme_inception_design_table_is_the_design():
+    """The README's I3InceptionV1 rows for the layers that shape the clip are INCEPTION_DESIGNS["i3d"]."""
+    design = INCEPTION_DESIGNS["i3d"]
+    readme = (REPO_ROOT / "README.md").read_text()
+
+    def row(label, spec, padding):
+        kernel = "×".join(map(str, spec.kernel))
+        return f"| {label} | {kernel} | {','.join(map(str, spec.stride))} | {padding} |"
+
+    assert row("conv1", design.conv1, ",".join(map(str, design.conv1.padding))) in readme
+    assert design.maxpool1 == design.maxpool2 and design.maxpool1.padding == (0, 0, 0) and design.maxpool1.ceil_mode
+    assert row("maxpool1, maxpool2 (before conv2, before Mixed_3)", design.maxpool1, "0 (rounding up)") in readme
+    assert design.maxpool3.ceil_mode and design.maxpool4.ceil_mode and design.maxpool4.padding == (0, 0, 0)
+    assert row("maxpool3 (before Mixed_4)", design.maxpool3,
+               ",".join(map(str, design.maxpool3.padding)) + " (rounding up)") in readme
+    assert row("maxpool4 (before Mixed_5)", design.maxpool4, "0 (rounding up)") in readme
+    assert f"Time is reduced {meta_model('i3inception_v1').temporal_reduction}×" in readme
+
+
+def test_family_arguments_that_do_not_fit_are_named():
+    with torch.device("meta"):
+        with pytest.raises(ValueError, match="allowed: 'seed', 'c2d'"):
+            i3zoo.I3ResNet18(temporal="i3d")  # defined on a bottleneck's 1x1 convolution, which BasicBlocks lack
+        with pytest.raises(ValueError, match="use 'i3resnet18_c2d'"):
+            i3zoo.I3ResNet18(temporal="c2d")
+        with pytest.raises(ValueError, match="groups=1 and width_per_group=64"):
+            i3zoo.I3ResNet(block_counts=(2, 2, 2, 2), block="basic", groups=32)
+        with pytest.raises(ValueError, match="unknown block 'basicblock'"):
+            i3zoo.I3ResNet(block_counts=(2, 2, 2, 2), block="basicblock")
+        with pytest.raises(ValueError, match="transform_input=False"):
+            i3zoo.I3InceptionV1(in_chans=1, transform_input=True)
+        assert i3zoo.I3InceptionV1(in_chans=1).transform_input is False
+        assert isinstance(i3zoo.I3InceptionV1().input_transform, nn.Module)
+
+
+def test_transform_input_is_saved_with_the_model():
+    """save_pretrained's model_args carry Inception-v1's transform_input, so a reloaded model keeps it."""
+    from i3zoo.weights.hub import model_args_of
+
+    with torch.device("meta"):
+        model = i3zoo.create_model("i3inception_v1", transform_input=False)
+        args = model_args_of(model)
+        assert args["transform_input"] is False
+        assert i3zoo.create_model("i3inception_v1", **args).transform_input is False
+        assert "transform_input" not in model_args_of(i3zoo.create_model("i3resnet18"))

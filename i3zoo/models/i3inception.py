@@ -10,8 +10,8 @@ The temporal design is the paper's (Fig. 3), written as data (:class:`InceptionD
 convolution strided 2 in time too, 1x3x3 max-pools before the second convolution block and before Mixed_3
 (``maxpool1``, ``maxpool2``), a 3x3x3 max-pool strided 2 in time before Mixed_4 (``maxpool3``), a 2x2x2 one
 before Mixed_5 (``maxpool4``), every 3x3 convolution and every branch max-pool 3x3x3. Time is reduced 8x.
-Where a pool has no temporal padding in the paper's TensorFlow ("SAME") it has one here only where needed
-for a clip of any length: ``maxpool3`` pads time by 1.
+The paper's TensorFlow pads "SAME"; here the spatial paddings are torchvision's (the weights' own) and time is
+padded where a clip of any length needs it: ``conv1`` by 3, ``maxpool3`` by 1.
 
 Where torchvision's GoogLeNet differs from the paper's Inception-v1, the weights decide and torchvision's
 choice is kept:

@@ -320,12 +320,14 @@ class I3ResNet(I3DNet):
                block: Optional[str] = None, groups: Optional[int] = None,
                width_per_group: Optional[int] = None) -> None:
         self.block_counts = tuple(block_counts) if block_counts is not None else self.block_counts
-        if temporal is not None and self.arch_name and temporal != type(self).temporal:
+        if temporal is not None and self.arch_name and temporal != type(self).temporal \
+                and temporal in _BLOCK_DESIGNS[type(self).block]:  # (an unknown design: resnet_design says so)
             # the registered name says which design its weights belong to: one name, one design
             named = [c.arch_name for c in _named_resnets()
                      if c.torchvision_arch == self.torchvision_arch and c.temporal == temporal]
             instead = f"use {named[0]!r}" if named else \
-                f"use I3ResNet(block_counts={self.block_counts}, temporal={temporal!r}) (no registered weights)"
+                f"use I3ResNet(block_counts={self.block_counts}, block={type(self).block!r}, temporal={temporal!r}) " \
+                "(no registered weights)"
             raise ValueError(f"{self.arch_name} has the {type(self).temporal!r} temporal design; for {temporal!r} "
                              f"{instead}")
         self.temporal = temporal or type(self).temporal
