@@ -79,6 +79,35 @@ RESNETS = [m for m in ALL_MODELS if m.startswith("i3resnet")]
 DENSENETS = [m for m in ALL_MODELS if m.startswith("i3densenet")]
 
 
+#: the head of the randomly initialised models the registry-wide tests share (timm's backward test uses 42)
+RANDOM_MODEL_CLASSES = 42
+
+
+@pytest.fixture(scope="session", params=ALL_MODELS)
+def registered_name(request) -> str:
+    """Every registered name. Session-scoped and parametrized, so pytest runs the tests of one name together,
+    across test files: each random model below is built once, and only one is alive at a time."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def _random_model_and_state(registered_name):
+    torch.manual_seed(0)
+    model = i3zoo.create_model(registered_name, num_classes=RANDOM_MODEL_CLASSES)
+    return model, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture
+def random_model(_random_model_and_state) -> torch.nn.Module:
+    """The registered model with seeded random weights, shared by the tests of its name: reset to its initial
+    weights and statistics, no gradients, no gradient checkpointing, eval mode."""
+    model, initial = _random_model_and_state
+    model.load_state_dict(initial)
+    model.zero_grad(set_to_none=True)
+    model.set_grad_checkpointing(False)
+    return model.eval()
+
+
 @contextlib.contextmanager
 def float64_default():
     """Build models in float64, so the inflation itself runs in float64 (W / t is then exact)."""

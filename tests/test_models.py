@@ -62,11 +62,10 @@ from i3zoo.video import transforms_for
 from i3zoo.weights.pytorchvideo import to_pytorchvideo_state_dict
 from i3zoo.weights.verify import torchvision_2d_model
 
-from conftest import ALL_MODELS
+from conftest import ALL_MODELS, RANDOM_MODEL_CLASSES as NUM_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ALL_TAGS = i3zoo.list_models(pretrained=True)
-NUM_CLASSES = 42  # timm's backward test's head
 
 
 def clip_size(model: nn.Module):
@@ -98,33 +97,11 @@ def named_class(name: str) -> type:
     return classes[name]
 
 
-# --- forward and backward: real weights, one model per name shared by the tests of that name ------------------
+# --- forward and backward: real weights, one model per name shared with test_properties.py (conftest) ----------
 
 
-@pytest.fixture(scope="module", params=ALL_MODELS)
-def model_name(request) -> str:
-    # module-scoped and parametrized: pytest runs the tests of one name together, so each model is built once
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def built(model_name):
-    torch.manual_seed(0)
-    model = i3zoo.create_model(model_name, num_classes=NUM_CLASSES)
-    return model, {k: v.clone() for k, v in model.state_dict().items()}
-
-
-@pytest.fixture
-def model(built):
-    """The shared model, reset to its initial weights and statistics, no gradients, eval mode."""
-    model, initial = built
-    model.load_state_dict(initial)
-    model.zero_grad(set_to_none=True)
-    model.set_grad_checkpointing(False)
-    return model.eval()
-
-
-def test_model_forward(model):
+def test_model_forward(random_model):
+    model = random_model
     clip = torch.randn(1, 3, *clip_size(model), generator=torch.Generator().manual_seed(0))
     outputs = model(clip)
     assert outputs.shape == (1, NUM_CLASSES)
@@ -140,7 +117,8 @@ def test_model_forward(model):
     torch.testing.assert_close(checkpointed, outputs, rtol=1e-4, atol=1e-5)
 
 
-def test_model_backward(model):
+def test_model_backward(random_model):
+    model = random_model
     model.train()
     clip = torch.randn(2, 3, *clip_size(model), generator=torch.Generator().manual_seed(1))
     outputs = model(clip)
