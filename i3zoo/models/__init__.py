@@ -2,7 +2,8 @@
 
 ``_model.py`` is the surface every network shares (timm's ``forward_features`` / ``forward_head`` /
 ``reset_classifier`` ...), ``layers.py`` the temporal layer specs and the padded 3D convolution,
-``i3resnet.py``, ``i3densenet.py`` and ``i3inception.py`` one family each (importing them registers the models with timm), and
+``i3resnet.py``, ``i3densenet.py``, ``i3inception.py`` one family each (importing them registers the models
+with timm), and
 ``_builder.py`` the construction-time path from a registered name and pretrained cfg to a filled model.
 
 May import: torch, torchvision, timm, ``i3zoo.weights`` (to be filled) and ``i3zoo.registry``. Nothing

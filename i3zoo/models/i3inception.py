@@ -94,7 +94,8 @@ def _max_pool(spec: LayerSpec) -> nn.MaxPool3d:
 class BasicConv3d(nn.Module):
     """torchvision's BasicConv2d in 3D: convolution without bias, BatchNorm (eps 0.001), ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, spec: LayerSpec, *, temporal_padding: str = "zeros") -> None:
+    def __init__(self, in_channels: int, out_channels: int, spec: LayerSpec, *,
+                 temporal_padding: str = "zeros") -> None:
         super().__init__()
         self.conv = InflatedConv3d(in_channels, out_channels, spec, temporal_padding=temporal_padding)
         self.bn = nn.BatchNorm3d(out_channels, eps=0.001)

@@ -214,8 +214,8 @@ def resnet_design(temporal: str, block: str = "bottleneck") -> ResNetDesign:
         raise ValueError(f"unknown block {block!r}; allowed: {', '.join(map(repr, _BLOCK_DESIGNS))}")
     designs = _BLOCK_DESIGNS[block]
     if temporal not in designs:
-        raise ValueError(f"unknown temporal design {temporal!r} for {block} ResNets; allowed: "
-                         f"{', '.join(map(repr, designs))}")
+        raise ValueError(f"unknown temporal design {temporal!r}; allowed: {', '.join(map(repr, designs))} "
+                         f"(for {block} ResNets)")
     return designs[temporal]
 
 
@@ -323,10 +323,11 @@ class I3ResNet(I3DNet):
         if temporal is not None and self.arch_name and temporal != type(self).temporal \
                 and temporal in _BLOCK_DESIGNS[type(self).block]:  # (an unknown design: resnet_design says so)
             # the registered name says which design its weights belong to: one name, one design
+            block_arg = "" if type(self).block == "bottleneck" else f"block={type(self).block!r}, "
             named = [c.arch_name for c in _named_resnets()
                      if c.torchvision_arch == self.torchvision_arch and c.temporal == temporal]
             instead = f"use {named[0]!r}" if named else \
-                f"use I3ResNet(block_counts={self.block_counts}, block={type(self).block!r}, temporal={temporal!r}) " \
+                f"use I3ResNet(block_counts={self.block_counts}, {block_arg}temporal={temporal!r}) " \
                 "(no registered weights)"
             raise ValueError(f"{self.arch_name} has the {type(self).temporal!r} temporal design; for {temporal!r} "
                              f"{instead}")
