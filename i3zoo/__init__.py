@@ -1,4 +1,4 @@
-"""i3zoo: I3D-inflated 3D ResNets and DenseNets for video, filled from 2D ImageNet weights.
+"""i3zoo: I3D-inflated 3D ResNets, DenseNets and Inception-v1 for video, filled from 2D ImageNet weights.
 
 Input layout (N, C, T, H, W). Importing i3zoo registers its models with timm.
 
@@ -12,8 +12,10 @@ from ._version import __version__
 from . import facts
 from .inference import optimize_for_inference
 from .models import (
-    I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201,
-    I3ResNet, I3ResNet50, I3ResNet101, I3ResNet152, I3ResNet50C2D, I3ResNet50I3D, I3ResNet50SlowOnly,
+    I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201, I3InceptionV1,
+    I3ResNet, I3ResNet18, I3ResNet18C2D, I3ResNet34, I3ResNet34C2D, I3ResNet50, I3ResNet101, I3ResNet152,
+    I3ResNet50C2D, I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNeXt50_32x4d, I3ResNeXt101_32x8d, I3ResNeXt101_64x4d,
+    I3WideResNet50_2, I3WideResNet101_2,
 )
 from .registry import create_model, is_model, list_models, list_tags
 from .weights import (
@@ -23,7 +25,10 @@ from .weights import (
 from .weights.hub import push_to_hub, save_pretrained
 
 __all__ = [
-    "I3ResNet", "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
+    "I3ResNet", "I3ResNet18", "I3ResNet34", "I3ResNet18C2D", "I3ResNet34C2D",
+    "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
+    "I3ResNeXt50_32x4d", "I3ResNeXt101_32x8d", "I3ResNeXt101_64x4d", "I3WideResNet50_2", "I3WideResNet101_2",
+    "I3InceptionV1",
     "I3DenseNet", "I3DenseNet121", "I3DenseNet161", "I3DenseNet169", "I3DenseNet201",
     "create_model", "list_models", "is_model", "list_tags",
     "INFLATION_MODES", "inflate_conv_weight", "inflate_state_dict",

@@ -17,7 +17,7 @@ from .weights.config import read_source_config
 
 __all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags", "meta_model"]
 
-MODULES = ("i3resnet", "i3densenet")  # the timm registry modules that hold i3zoo's models
+MODULES = ("i3resnet", "i3densenet", "i3inception")  # the timm registry modules that hold i3zoo's models
 
 
 def list_models(filter: str = "", pretrained: bool = False) -> List[str]:

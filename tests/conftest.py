@@ -15,10 +15,9 @@ from typing import Callable, Dict
 
 import pytest
 import torch
-import torchvision
 
 import i3zoo
-from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_arch_of
+from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_2d, torchvision_arch_of
 
 
 @functools.lru_cache(maxsize=None)
@@ -29,9 +28,9 @@ def _seeded_state_dict(arch: str, seed: int) -> Dict[str, torch.Tensor]:
 
 def seeded_2d_model(arch: str, seed: int = 0) -> torch.nn.Module:
     """The torchvision 2D counterpart of ``arch`` with seeded random weights, in eval mode."""
-    with torch.device("meta"):  # no random initialisation that the weights would overwrite
-        model = torchvision.models.get_model(torchvision_arch_of(arch), weights=None)
-    model.load_state_dict({k: v.clone() for k, v in _seeded_state_dict(arch, seed).items()}, assign=True)
+    # built on the meta device (no random initialisation that the weights would overwrite), as torchvision
+    # builds it for its ImageNet weights (GoogLeNet's transform_input)
+    model = torchvision_2d(torchvision_arch_of(arch), {k: v.clone() for k, v in _seeded_state_dict(arch, seed).items()})
     return model.eval()
 
 
@@ -78,6 +77,35 @@ def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
 ALL_MODELS = i3zoo.list_models()
 RESNETS = [m for m in ALL_MODELS if m.startswith("i3resnet")]
 DENSENETS = [m for m in ALL_MODELS if m.startswith("i3densenet")]
+
+
+#: the head of the randomly initialised models the registry-wide tests share (timm's backward test uses 42)
+RANDOM_MODEL_CLASSES = 42
+
+
+@pytest.fixture(scope="session", params=ALL_MODELS)
+def registered_name(request) -> str:
+    """Every registered name. Session-scoped and parametrized, so pytest runs the tests of one name together,
+    across test files: each random model below is built once, and only one is alive at a time."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def _random_model_and_state(registered_name):
+    torch.manual_seed(0)
+    model = i3zoo.create_model(registered_name, num_classes=RANDOM_MODEL_CLASSES)
+    return model, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture
+def random_model(_random_model_and_state) -> torch.nn.Module:
+    """The registered model with seeded random weights, shared by the tests of its name: reset to its initial
+    weights and statistics, no gradients, no gradient checkpointing, eval mode."""
+    model, initial = _random_model_and_state
+    model.load_state_dict(initial)
+    model.zero_grad(set_to_none=True)
+    model.set_grad_checkpointing(False)
+    return model.eval()
 
 
 @contextlib.contextmanager

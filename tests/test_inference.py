@@ -114,3 +114,23 @@ def test_bfloat16_without_fast_kernels_warns(models):
         i3zoo.optimize_for_inference(models["i3resnet50"])  # float32 never warns
     messages = [str(w.message) for w in caught if "bfloat16 convolutions" in str(w.message)]
     assert len(messages) == (0 if native_bfloat16(torch.device("cpu")) else 1)
+
+
+@pytest.mark.parametrize("name", ["i3resnet18", "i3inception_v1"])
+def test_basic_blocks_and_inception_branches_fold_every_batchnorm(name):
+    """Every BatchNorm of a BasicBlock ResNet and of Inception-v1 (stem and branch BasicConv3d) follows a
+    convolution: all fold, and the folded model computes the same function."""
+    torch.manual_seed(0)
+    model = i3zoo.create_model(name, num_classes=5).eval()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity, so that folding is visible
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    before = sum(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules())
+    assert len(conv_bn_pairs(model)) == before > 0
+    fast = i3zoo.optimize_for_inference(model, channels_last=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in fast.modules())
+    clip = real_looking_clip(frames=2, size=17)
+    with torch.no_grad():
+        assert relative_error(fast(clip), model(clip)) <= 1e-4

@@ -10,21 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import i3zoo
-from conftest import ALL_MODELS, boring_video, float64_default, relative_error, seeded_2d_model
+from conftest import boring_video, float64_default, relative_error, seeded_2d_model
 
 SETTINGS = settings(max_examples=4, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    return {name: i3zoo.create_model(name, num_classes=7).eval() for name in ALL_MODELS}
-
-
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_any_valid_clip_gives_finite_logits(models, name):
-    model = models[name]
+def test_any_valid_clip_gives_finite_logits(random_model):
+    model = random_model  # every registered model, seeded random weights (shared with test_models.py)
     min_t, min_h, min_w = model.min_input_size
 
     @SETTINGS
@@ -33,14 +26,13 @@ def test_any_valid_clip_gives_finite_logits(models, name):
     def check(n, t, h, w):
         with torch.no_grad():
             out = model(torch.randn(n, 3, t, h, w))
-        assert out.shape == (n, 7) and torch.isfinite(out).all()
+        assert out.shape == (n, model.num_classes) and torch.isfinite(out).all()
 
     check()
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
-def test_below_the_minimum_is_a_value_error(models, name):
-    model = models[name]
+def test_below_the_minimum_is_a_value_error(random_model):
+    model = random_model
     minimum = model.min_input_size
 
     @SETTINGS

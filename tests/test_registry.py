@@ -21,7 +21,14 @@ SEVEN = {
     "i3densenet121", "i3densenet161", "i3densenet169", "i3densenet201",
 }
 PRESETS = {"i3resnet50_i3d", "i3resnet50_slowonly", "i3resnet50_c2d"}  # ResNet-50 in PyTorchVideo's designs
-ALL_ARCHS = SEVEN | PRESETS
+# issue 13: ResNet-18/34 (and their C2D designs), ResNeXt, Wide ResNet, Inception-v1 (torchvision's GoogLeNet)
+MORE_FAMILIES = {
+    "i3resnet18": "resnet18", "i3resnet34": "resnet34", "i3resnet18_c2d": "resnet18", "i3resnet34_c2d": "resnet34",
+    "i3resnext50_32x4d": "resnext50_32x4d", "i3resnext101_32x8d": "resnext101_32x8d",
+    "i3resnext101_64x4d": "resnext101_64x4d", "i3wide_resnet50_2": "wide_resnet50_2",
+    "i3wide_resnet101_2": "wide_resnet101_2", "i3inception_v1": "googlenet",
+}
+ALL_ARCHS = SEVEN | PRESETS | set(MORE_FAMILIES)
 TORCHVISION_WEIGHTS = {
     **{name: torchvision.models.ResNet50_Weights for name in PRESETS},
     "i3resnet50": torchvision.models.ResNet50_Weights,
@@ -31,7 +38,9 @@ TORCHVISION_WEIGHTS = {
     "i3densenet161": torchvision.models.DenseNet161_Weights,
     "i3densenet169": torchvision.models.DenseNet169_Weights,
     "i3densenet201": torchvision.models.DenseNet201_Weights,
+    **{name: torchvision.models.get_model_weights(arch) for name, arch in MORE_FAMILIES.items()},
 }
+TAG_OF_ENTRY = {"IMAGENET1K_V1": "tv_in1k", "IMAGENET1K_V2": "tv2_in1k"}
 
 
 def _clip(channels=3, t=8, size=32, n=2, seed=0):
@@ -62,10 +71,10 @@ def _assert_same_state(a, b, skip=()):
 # --- names and tags ---------------------------------------------------------------------------------------
 
 
-def test_list_models_is_exactly_the_ten_architectures():
+def test_list_models_is_exactly_the_twenty_architectures():
     names = i3zoo.list_models()
     assert sorted(names) == sorted(ALL_ARCHS)
-    assert len(names) == len(set(names)) == 10
+    assert len(names) == len(set(names)) == 20
 
 
 def test_list_models_pretrained_gives_arch_tag_names():
@@ -81,7 +90,11 @@ def test_list_models_pretrained_gives_arch_tag_names():
 
 def test_list_models_filters_with_wildcards():
     assert sorted(i3zoo.list_models("i3dense*")) == sorted(m for m in SEVEN if m.startswith("i3densenet"))
-    assert sorted(i3zoo.list_models("i3resnet*")) == sorted(["i3resnet101", "i3resnet152", "i3resnet50", *PRESETS])
+    assert sorted(i3zoo.list_models("i3resnet*")) == sorted(
+        ["i3resnet18", "i3resnet34", "i3resnet18_c2d", "i3resnet34_c2d", "i3resnet101", "i3resnet152", "i3resnet50",
+         *PRESETS])
+    assert i3zoo.list_models("i3resnext*") == ["i3resnext50_32x4d", "i3resnext101_32x8d", "i3resnext101_64x4d"]
+    assert i3zoo.list_models("*inception*", pretrained=True) == ["i3inception_v1.tv_in1k"]
     assert i3zoo.list_models("*50") == ["i3resnet50"]
     assert i3zoo.list_models("*_i3d") == ["i3resnet50_i3d"]
     assert i3zoo.list_models("i3dense*", pretrained=True) == [
@@ -93,7 +106,7 @@ def test_list_models_filters_with_wildcards():
 def test_list_models_does_not_leak_timm_models():
     # timm's own resnet50 lives in the same registry but is not one of i3zoo's
     assert "resnet50" in timm.list_models("resnet50")
-    assert sorted(i3zoo.list_models("*resnet50*")) == sorted(["i3resnet50", *PRESETS])
+    assert sorted(i3zoo.list_models("*resnet50*")) == sorted(["i3resnet50", "i3wide_resnet50_2", *PRESETS])
 
 
 @pytest.mark.parametrize(
@@ -133,8 +146,11 @@ def test_default_tag_points_at_torchvision_v1(arch):
     cfg = get_pretrained_cfg(arch)
     assert cfg.tag == "tv_in1k"
     assert cfg.url == TORCHVISION_WEIGHTS[arch].IMAGENET1K_V1.url
-    if arch.startswith("i3resnet"):
-        assert get_pretrained_cfg(f"{arch}.tv2_in1k").url == TORCHVISION_WEIGHTS[arch].IMAGENET1K_V2.url
+    # every ImageNet weight torchvision has for the architecture is a tag (V2 where it exists), and no other
+    entries = list(TORCHVISION_WEIGHTS[arch])
+    assert [t for t in i3zoo.list_tags(arch) if t.startswith("tv")] == [TAG_OF_ENTRY[e.name] for e in entries]
+    for entry in entries:
+        assert get_pretrained_cfg(f"{arch}.{TAG_OF_ENTRY[entry.name]}").url == entry.url
 
 
 def test_created_model_records_the_default_and_v2_sources():

@@ -68,7 +68,13 @@ def resolve_cfg(arch_name: str, pretrained_cfg=None, pretrained_cfg_overlay=None
             )
     if isinstance(pretrained_cfg, dict):  # e.g. read back from a saved config.json: drop the video-only keys
         pretrained_cfg = {k: v for k, v in pretrained_cfg.items() if k in PretrainedCfg.__dataclass_fields__}
+    # timm's cfg dataclass deep-copies every field: an in-memory state dict would be copied twice per model
+    state_dict = (pretrained_cfg_overlay or {}).get("state_dict")
+    if state_dict is not None:
+        pretrained_cfg_overlay = {k: v for k, v in pretrained_cfg_overlay.items() if k != "state_dict"}
     cfg = resolve_pretrained_cfg(arch_name, pretrained_cfg, pretrained_cfg_overlay).to_dict()
+    if state_dict is not None:
+        cfg["state_dict"] = state_dict
     return dict(cfg, **CLIP_CONVENTIONS.get(f"{cfg.get('architecture')}.{cfg.get('tag')}", {}))
 
 
@@ -123,6 +129,8 @@ def fill_model(model: nn.Module, state_dict: Dict[str, torch.Tensor], pretrained
     weights in errors.
     """
     model_state = model.state_dict()
+    if model.ignored_2d_keys is not None:  # named by the model, e.g. GoogLeNet's auxiliary classifiers
+        state_dict = {k: v for k, v in state_dict.items() if not model.ignored_2d_keys.match(k)}
     _check_kinds(model, model_state, state_dict, source)
     # inflate in the model's precision: W / t of a float32 kernel is exact to float64's last digit only if the
     # division happens in float64 (a model built under torch.set_default_dtype(torch.float64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Pattern, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +72,8 @@ class I3DNet(nn.Module):
     arch_name: str = ""
     #: the torchvision 2D architecture the weights come from (``torchvision.models.get_model`` name)
     torchvision_arch: str = ""
+    #: 2D checkpoint keys the 3D model deliberately has no place for (a compiled regex; None: every key counts)
+    ignored_2d_keys: Optional[Pattern[str]] = None
 
     def __init__(
         self,

@@ -1,7 +1,10 @@
-"""I3ResNet: torchvision's Bottleneck ResNets (He et al., *Deep Residual Learning*, 2016) inflated to 3D.
+"""I3ResNet: torchvision's ResNets (He et al., *Deep Residual Learning*, 2016) inflated to 3D: the Bottleneck
+ResNets (50/101/152), ResNeXt (Xie et al., 2017: grouped 3x3) and Wide ResNet (Zagoruyko & Komodakis, 2016: wider
+bottlenecks), and the BasicBlock ResNets (18/34).
 
 Mirrors ``torchvision.models.resnet`` module for module (``conv1, bn1, relu, maxpool, layer1..4, fc``;
-Bottleneck ``conv1..3, bn1..3, downsample.0/1``), so a torchvision state dict inflates key by key.
+Bottleneck ``conv1..3, bn1..3, downsample.0/1``; BasicBlock ``conv1, bn1, conv2, bn2, downsample.0/1``), so a
+torchvision state dict inflates key by key.
 
 The temporal design is data (:class:`ResNetDesign`), one of ``RESNET_DESIGNS``:
 
@@ -17,17 +20,23 @@ The temporal design is data (:class:`ResNetDesign`), one of ``RESNET_DESIGNS``:
 PyTorchVideo strides space on the 3x3 convolution like torchvision (ResNet v1.5) and never strides time in a
 block, so the three PyTorchVideo designs are torchvision's ResNet-50 with (t, h, w) kernels: layer for layer
 the same network (``i3zoo.weights.pytorchvideo`` maps its checkpoints onto these module names).
+
+A BasicBlock has two 3x3 convolutions and no 1x1, so only two of the designs carry over
+(``BASIC_RESNET_DESIGNS``): ``seed`` (3x3x3 on both 3x3s, time strided with space by the first convolution of
+layer2..4) and ``c2d`` (every kernel one frame deep, the same 2x1x1 pool after layer1). ``i3d`` and
+``slowonly`` are defined by 3x1x1 kernels on a block's 1x1 convolution, which a BasicBlock lacks; nobody
+publishes them for ResNet-18/34, so they are not offered there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
-from torchvision.models import ResNet50_Weights, ResNet101_Weights, ResNet152_Weights
+from torchvision.models import get_model_weights
 
 from ._builder import CLIP_CONVENTIONS, create_registered, pretrained_cfg_from_torchvision
 from ._model import I3DNet
@@ -35,8 +44,11 @@ from .layers import InflatedConv3d, LayerSpec, Triple
 from ..weights.pytorchvideo import PYTORCHVIDEO_KINETICS400, pretrained_cfg_from_pytorchvideo
 
 __all__ = [
-    "ResNetDesign", "StageDesign", "BottleneckDesign", "RESNET_DESIGNS", "Bottleneck3d", "I3ResNet",
+    "ResNetDesign", "StageDesign", "BottleneckDesign", "BasicBlockDesign", "RESNET_DESIGNS", "BASIC_RESNET_DESIGNS",
+    "Bottleneck3d", "BasicBlock3d", "I3ResNet",
+    "I3ResNet18", "I3ResNet34", "I3ResNet18C2D", "I3ResNet34C2D",
     "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
+    "I3ResNeXt50_32x4d", "I3ResNeXt101_32x8d", "I3ResNeXt101_64x4d", "I3WideResNet50_2", "I3WideResNet101_2",
 ]
 
 
@@ -47,6 +59,19 @@ class BottleneckDesign:
     conv1: LayerSpec
     conv2: LayerSpec
     conv3: LayerSpec = LayerSpec((1, 1, 1))
+    strided_conv = "conv2"  # torchvision (ResNet v1.5) strides the 3x3, not the first 1x1
+
+
+@dataclass(frozen=True)
+class BasicBlockDesign:
+    """The two 3x3 convolutions of one BasicBlock, unstrided; kernels and paddings are (t, h, w)."""
+
+    conv1: LayerSpec
+    conv2: LayerSpec
+    strided_conv = "conv1"  # torchvision's BasicBlock strides its first convolution
+
+
+BlockDesign = Union[BottleneckDesign, BasicBlockDesign]
 
 
 @dataclass(frozen=True)
@@ -55,17 +80,26 @@ class StageDesign:
 
     ``blocks`` repeat in turn over the stage's blocks (block i is ``blocks[i % len(blocks)]``, PyTorchVideo's
     convention for I3D's alternating kernels), so one design serves every depth. The first block strides its
-    3x3 convolution (``conv2``, as torchvision) and its 1x1x1 shortcut projection by ``stride``.
+    ``strided_conv`` (a Bottleneck's 3x3 ``conv2``, a BasicBlock's ``conv1``, as torchvision) and its 1x1x1
+    shortcut projection by ``stride``.
     """
 
-    blocks: Tuple[BottleneckDesign, ...]
+    blocks: Tuple[BlockDesign, ...]
     stride: Triple = (1, 1, 1)
     pool_after: Optional[LayerSpec] = None  # a max-pool between this stage and the next
 
-    def block(self, index: int) -> BottleneckDesign:
-        """Block ``index`` of the stage, with the stage's stride on the first block's ``conv2``."""
+    def block(self, index: int) -> BlockDesign:
+        """Block ``index`` of the stage, with the stage's stride on the first block's strided convolution."""
         design = self.blocks[index % len(self.blocks)]
-        return replace(design, conv2=replace(design.conv2, stride=self.stride)) if index == 0 else design
+        if index:
+            return design
+        strided = design.strided_conv
+        return replace(design, **{strided: replace(getattr(design, strided), stride=self.stride)})
+
+    def strided(self) -> LayerSpec:
+        """The first block's strided convolution (the one layer of the stage that changes the clip size)."""
+        first = self.block(0)
+        return getattr(first, first.strided_conv)
 
     def downsample(self) -> LayerSpec:
         """The first block's shortcut projection: 1x1x1, strided like the block."""
@@ -86,7 +120,7 @@ class ResNetDesign:
         """The layers that change the clip size, in order (unstrided blocks keep it: odd kernels, k // 2 pads)."""
         path = [self.stem_conv, self.stem_pool]
         for stage in self.stages:
-            path.append(stage.block(0).conv2)
+            path.append(stage.strided())
             if stage.pool_after is not None:
                 path.append(stage.pool_after)
         return path
@@ -151,15 +185,46 @@ RESNET_DESIGNS: Dict[str, ResNetDesign] = {
 RESNET_DESIGN = RESNET_DESIGNS["seed"]  # the default
 
 
-def resnet_design(temporal: str) -> ResNetDesign:
-    """The design named ``temporal``; ``ValueError`` naming the known ones otherwise."""
-    if temporal not in RESNET_DESIGNS:
-        raise ValueError(f"unknown temporal design {temporal!r}; allowed: {', '.join(map(repr, RESNET_DESIGNS))}")
-    return RESNET_DESIGNS[temporal]
+def _basic_block(time: int) -> BasicBlockDesign:
+    """A BasicBlock whose two 3x3 convolutions are time x 3 x 3 ("same" padding)."""
+    conv = LayerSpec((time, 3, 3), padding=(time // 2, 1, 1))
+    return BasicBlockDesign(conv1=conv, conv2=conv)
+
+
+#: the designs of the BasicBlock ResNets (18, 34): the two of ``RESNET_DESIGNS`` that a block without a 1x1 keeps
+BASIC_RESNET_DESIGNS: Dict[str, ResNetDesign] = {
+    design.name: design
+    for design in (
+        replace(RESNET_DESIGN, summary="conv1 3×7×7, both 3×3 convolutions of every block 3×3×3, time strided like "
+                                       "space", stages=tuple(replace(stage, blocks=(_basic_block(3),))
+                                                             for stage in RESNET_DESIGN.stages)),
+        replace(RESNET_DESIGNS["c2d"], summary="PyTorchVideo's C2D design carried to BasicBlocks: no temporal kernel, "
+                                               "a 2×1×1 temporal max-pool after layer1",
+                stages=tuple(replace(stage, blocks=(_basic_block(1),)) for stage in RESNET_DESIGNS["c2d"].stages)),
+    )
+}
+
+#: the block types, named as in I3ResNet's ``block`` argument, and their designs
+_BLOCK_DESIGNS = {"bottleneck": RESNET_DESIGNS, "basic": BASIC_RESNET_DESIGNS}
+
+
+def resnet_design(temporal: str, block: str = "bottleneck") -> ResNetDesign:
+    """The design named ``temporal`` for ``block`` ResNets; ``ValueError`` naming the known ones otherwise."""
+    if block not in _BLOCK_DESIGNS:
+        raise ValueError(f"unknown block {block!r}; allowed: {', '.join(map(repr, _BLOCK_DESIGNS))}")
+    designs = _BLOCK_DESIGNS[block]
+    if temporal not in designs:
+        raise ValueError(f"unknown temporal design {temporal!r}; allowed: {', '.join(map(repr, designs))} "
+                         f"(for {block} ResNets)")
+    return designs[temporal]
 
 
 class Bottleneck3d(nn.Module):
-    """torchvision's Bottleneck (1x1 -> 3x3 -> 1x1, stride on the 3x3) with the (t, h, w) kernels of ``design``."""
+    """torchvision's Bottleneck (1x1 -> 3x3 -> 1x1, stride on the 3x3) with the (t, h, w) kernels of ``design``.
+
+    ``groups`` and ``width_per_group`` are torchvision's: the 3x3 is grouped (ResNeXt) or the block widened
+    (Wide ResNet).
+    """
 
     expansion = 4
 
@@ -171,14 +236,17 @@ class Bottleneck3d(nn.Module):
         downsample: Optional[nn.Module] = None,
         *,
         temporal_padding: str = "zeros",
+        groups: int = 1,
+        width_per_group: int = 64,
     ) -> None:
         super().__init__()
         out = planes * self.expansion
-        self.conv1 = InflatedConv3d(inplanes, planes, design.conv1, temporal_padding=temporal_padding)
-        self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = InflatedConv3d(planes, planes, design.conv2, temporal_padding=temporal_padding)
-        self.bn2 = nn.BatchNorm3d(planes)
-        self.conv3 = InflatedConv3d(planes, out, design.conv3, temporal_padding=temporal_padding)
+        width = int(planes * (width_per_group / 64.0)) * groups  # torchvision's: ResNeXt and Wide ResNet widths
+        self.conv1 = InflatedConv3d(inplanes, width, design.conv1, temporal_padding=temporal_padding)
+        self.bn1 = nn.BatchNorm3d(width)
+        self.conv2 = InflatedConv3d(width, width, design.conv2, temporal_padding=temporal_padding, groups=groups)
+        self.bn2 = nn.BatchNorm3d(width)
+        self.conv3 = InflatedConv3d(width, out, design.conv3, temporal_padding=temporal_padding)
         self.bn3 = nn.BatchNorm3d(out)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -193,14 +261,49 @@ class Bottleneck3d(nn.Module):
         return self.relu(out)
 
 
+class BasicBlock3d(nn.Module):
+    """torchvision's BasicBlock (3x3 -> 3x3, stride on the first) with the (t, h, w) kernels of ``design``."""
+
+    expansion = 1
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        design: BasicBlockDesign,
+        downsample: Optional[nn.Module] = None,
+        *,
+        temporal_padding: str = "zeros",
+    ) -> None:
+        super().__init__()
+        self.conv1 = InflatedConv3d(inplanes, planes, design.conv1, temporal_padding=temporal_padding)
+        self.bn1 = nn.BatchNorm3d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = InflatedConv3d(planes, planes, design.conv2, temporal_padding=temporal_padding)
+        self.bn2 = nn.BatchNorm3d(planes)
+        self.downsample = downsample
+        self.stride = design.conv1.stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
 class I3ResNet(I3DNet):
-    """A Bottleneck ResNet inflated to 3D. Input (N, C, T, H, W), output (N, num_classes).
+    """A ResNet inflated to 3D. Input (N, C, T, H, W), output (N, num_classes).
 
     Args:
         block_counts: blocks per stage, e.g. (3, 4, 6, 3) for ResNet-50; set by the named subclasses.
         temporal: the temporal design, a key of ``RESNET_DESIGNS`` (``"seed"``, ``"i3d"``, ``"slowonly"``,
-            ``"c2d"``). A named model has one design, part of its registered name (``i3resnet50_i3d``); the
-            generic ``I3ResNet(block_counts=..., temporal=...)`` builds any depth in any design.
+            ``"c2d"``) or, for BasicBlock ResNets, of ``BASIC_RESNET_DESIGNS`` (``"seed"``, ``"c2d"``). A named
+            model has one design, part of its registered name (``i3resnet50_i3d``); the generic
+            ``I3ResNet(block_counts=..., temporal=...)`` builds any depth in any design.
+        block: ``"bottleneck"`` (ResNet-50 and deeper, ResNeXt, Wide ResNet) or ``"basic"`` (ResNet-18/34).
+        groups, width_per_group: torchvision's bottleneck widths: 32 and 4 for ResNeXt-50 32x4d, 1 and 128 for
+            Wide ResNet-50-2 (a BasicBlock takes only 1 and 64, as torchvision's).
         Every other (keyword) argument is :class:`i3zoo.models._model.I3DNet`'s: ``pretrained``, ``inflation``,
         ``num_classes``, ``in_chans``, ``drop_rate``, ``global_pool``, ``pretrained_cfg``,
         ``pretrained_cfg_overlay``, ``cache_dir``.
@@ -208,20 +311,36 @@ class I3ResNet(I3DNet):
 
     block_counts: Tuple[int, int, int, int] = (0, 0, 0, 0)
     temporal: str = "seed"
+    block: str = "bottleneck"
+    groups: int = 1
+    width_per_group: int = 64
     classifier_name = "fc"
 
-    def _build(self, block_counts: Optional[Sequence[int]] = None, temporal: Optional[str] = None) -> None:
+    def _build(self, block_counts: Optional[Sequence[int]] = None, temporal: Optional[str] = None,
+               block: Optional[str] = None, groups: Optional[int] = None,
+               width_per_group: Optional[int] = None) -> None:
         self.block_counts = tuple(block_counts) if block_counts is not None else self.block_counts
-        if temporal is not None and self.arch_name and temporal != type(self).temporal:
+        if temporal is not None and self.arch_name and temporal != type(self).temporal \
+                and temporal in _BLOCK_DESIGNS[type(self).block]:  # (an unknown design: resnet_design says so)
             # the registered name says which design its weights belong to: one name, one design
+            block_arg = "" if type(self).block == "bottleneck" else f"block={type(self).block!r}, "
             named = [c.arch_name for c in _named_resnets()
                      if c.torchvision_arch == self.torchvision_arch and c.temporal == temporal]
             instead = f"use {named[0]!r}" if named else \
-                f"use I3ResNet(block_counts={self.block_counts}, temporal={temporal!r}) (no registered weights)"
+                f"use I3ResNet(block_counts={self.block_counts}, {block_arg}temporal={temporal!r}) " \
+                "(no registered weights)"
             raise ValueError(f"{self.arch_name} has the {type(self).temporal!r} temporal design; for {temporal!r} "
                              f"{instead}")
         self.temporal = temporal or type(self).temporal
-        self.design = design = resnet_design(self.temporal)
+        self.block = block or type(self).block
+        self.groups = groups or type(self).groups
+        self.width_per_group = width_per_group or type(self).width_per_group
+        self.design = design = resnet_design(self.temporal, self.block)
+        if self.block == "basic" and (self.groups, self.width_per_group) != (1, 64):
+            raise ValueError(f"a BasicBlock ResNet takes groups=1 and width_per_group=64 (as torchvision's); got "
+                             f"groups={self.groups}, width_per_group={self.width_per_group}")
+        self.block_class = Bottleneck3d if self.block == "bottleneck" else BasicBlock3d
+        expansion = self.block_class.expansion
         pad = self.temporal_padding
         self.conv1 = InflatedConv3d(self.in_chans, 64, design.stem_conv, temporal_padding=pad)
         self.bn1 = nn.BatchNorm3d(64)
@@ -233,26 +352,26 @@ class I3ResNet(I3DNet):
                                                        start=1):
             setattr(self, f"layer{index}", self._make_layer(planes, count, stage))
             self.feature_info.append(
-                dict(num_chs=planes * Bottleneck3d.expansion, reduction=4 * 2 ** (index - 1), module=f"layer{index}")
+                dict(num_chs=planes * expansion, reduction=4 * 2 ** (index - 1), module=f"layer{index}")
             )
             if stage.pool_after is not None:
                 # registered right after its stage: timm's FeatureListNet runs children in this order
                 setattr(self, f"layer{index}_pool", _max_pool(stage.pool_after))
-        self.num_features = 512 * Bottleneck3d.expansion
+        self.num_features = 512 * expansion
         self.fc = nn.Linear(self.num_features, self.num_classes) if self.num_classes else nn.Identity()
         self._init_weights()
 
     def _make_layer(self, planes: int, count: int, stage: StageDesign) -> nn.Sequential:
         pad = self.temporal_padding
+        block_class, out = self.block_class, planes * self.block_class.expansion
+        widths = dict(groups=self.groups, width_per_group=self.width_per_group) if block_class is Bottleneck3d else {}
         downsample = None
-        if stage.stride != (1, 1, 1) or self.inplanes != planes * Bottleneck3d.expansion:
-            downsample = nn.Sequential(
-                InflatedConv3d(self.inplanes, planes * Bottleneck3d.expansion, stage.downsample()),
-                nn.BatchNorm3d(planes * Bottleneck3d.expansion),
-            )
-        blocks = [Bottleneck3d(self.inplanes, planes, stage.block(0), downsample, temporal_padding=pad)]
-        self.inplanes = planes * Bottleneck3d.expansion
-        blocks += [Bottleneck3d(self.inplanes, planes, stage.block(i), temporal_padding=pad) for i in range(1, count)]
+        if stage.stride != (1, 1, 1) or self.inplanes != out:
+            downsample = nn.Sequential(InflatedConv3d(self.inplanes, out, stage.downsample()), nn.BatchNorm3d(out))
+        blocks = [block_class(self.inplanes, planes, stage.block(0), downsample, temporal_padding=pad, **widths)]
+        self.inplanes = out
+        blocks += [block_class(self.inplanes, planes, stage.block(i), temporal_padding=pad, **widths)
+                   for i in range(1, count)]
         return nn.Sequential(*blocks)
 
     def _init_weights(self) -> None:
@@ -268,7 +387,7 @@ class I3ResNet(I3DNet):
         return self.design.reduction_path()
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> (N, 2048, T', H/32, W/32) (sizes rounded up; T' = T / temporal_reduction)."""
+        """(N, C, T, H, W) -> (N, num_features, T', H/32, W/32) (sizes rounded up; T' = T / temporal_reduction)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         stages = []
         for index in range(1, 5):
@@ -291,6 +410,34 @@ def _max_pool(spec: LayerSpec) -> nn.MaxPool3d:
 
 def _named_resnets() -> List[type]:
     return [c for c in I3ResNet.__subclasses__() if c.arch_name]
+
+
+class I3ResNet18(I3ResNet):
+    """ResNet-18 inflated to 3D (BasicBlocks, 3x3x3 on both convolutions). Weights: ``tv_in1k``."""
+
+    arch_name, torchvision_arch, block = "i3resnet18", "resnet18", "basic"
+    block_counts = (2, 2, 2, 2)
+
+
+class I3ResNet34(I3ResNet):
+    """ResNet-34 inflated to 3D (BasicBlocks, 3x3x3 on both convolutions). Weights: ``tv_in1k``."""
+
+    arch_name, torchvision_arch, block = "i3resnet34", "resnet34", "basic"
+    block_counts = (3, 4, 6, 3)
+
+
+class I3ResNet18C2D(I3ResNet):
+    """ResNet-18 in the C2D design (no temporal kernel, a 2x1x1 time pool after layer1). Weights: ``tv_in1k``."""
+
+    arch_name, torchvision_arch, block, temporal = "i3resnet18_c2d", "resnet18", "basic", "c2d"
+    block_counts = (2, 2, 2, 2)
+
+
+class I3ResNet34C2D(I3ResNet):
+    """ResNet-34 in the C2D design (no temporal kernel, a 2x1x1 time pool after layer1). Weights: ``tv_in1k``."""
+
+    arch_name, torchvision_arch, block, temporal = "i3resnet34_c2d", "resnet34", "basic", "c2d"
+    block_counts = (3, 4, 6, 3)
 
 
 class I3ResNet50(I3ResNet):
@@ -338,15 +485,50 @@ class I3ResNet50C2D(I3ResNet):
     block_counts = (3, 4, 6, 3)
 
 
-_IMAGENET_TAGS = (("tv_in1k", "IMAGENET1K_V1"), ("tv2_in1k", "IMAGENET1K_V2"))
-_TORCHVISION_WEIGHTS = {"resnet50": ResNet50_Weights, "resnet101": ResNet101_Weights, "resnet152": ResNet152_Weights}
+class I3ResNeXt50_32x4d(I3ResNet):
+    """ResNeXt-50 32x4d inflated to 3D (32 groups of 4 channels per 3x3). Weights: ``tv_in1k``, ``tv2_in1k``."""
+
+    arch_name, torchvision_arch = "i3resnext50_32x4d", "resnext50_32x4d"
+    block_counts, groups, width_per_group = (3, 4, 6, 3), 32, 4
+
+
+class I3ResNeXt101_32x8d(I3ResNet):
+    """ResNeXt-101 32x8d inflated to 3D. Weights: ``tv_in1k``, ``tv2_in1k``."""
+
+    arch_name, torchvision_arch = "i3resnext101_32x8d", "resnext101_32x8d"
+    block_counts, groups, width_per_group = (3, 4, 23, 3), 32, 8
+
+
+class I3ResNeXt101_64x4d(I3ResNet):
+    """ResNeXt-101 64x4d inflated to 3D. Weights: ``tv_in1k`` (torchvision's IMAGENET1K_V1, its only ones)."""
+
+    arch_name, torchvision_arch = "i3resnext101_64x4d", "resnext101_64x4d"
+    block_counts, groups, width_per_group = (3, 4, 23, 3), 64, 4
+
+
+class I3WideResNet50_2(I3ResNet):
+    """Wide ResNet-50-2 inflated to 3D (bottlenecks twice as wide). Weights: ``tv_in1k``, ``tv2_in1k``."""
+
+    arch_name, torchvision_arch = "i3wide_resnet50_2", "wide_resnet50_2"
+    block_counts, width_per_group = (3, 4, 6, 3), 128
+
+
+class I3WideResNet101_2(I3ResNet):
+    """Wide ResNet-101-2 inflated to 3D. Weights: ``tv_in1k``, ``tv2_in1k``."""
+
+    arch_name, torchvision_arch = "i3wide_resnet101_2", "wide_resnet101_2"
+    block_counts, width_per_group = (3, 4, 23, 3), 128
+
+
+#: torchvision's weight entries and their timm-style tags (every entry torchvision has for an architecture)
+TORCHVISION_TAGS = {"IMAGENET1K_V1": "tv_in1k", "IMAGENET1K_V2": "tv2_in1k"}
 
 default_cfgs = generate_default_cfgs({
     **{
-        f"{cls.arch_name}.{tag}": pretrained_cfg_from_torchvision(
-            _TORCHVISION_WEIGHTS[cls.torchvision_arch][entry], classifier="fc", first_conv="conv1")
-        for cls in (I3ResNet50, I3ResNet101, I3ResNet152, I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNet50C2D)
-        for tag, entry in _IMAGENET_TAGS
+        f"{cls.arch_name}.{TORCHVISION_TAGS[entry.name]}": pretrained_cfg_from_torchvision(
+            entry, classifier="fc", first_conv="conv1")
+        for cls in _named_resnets()
+        for entry in get_model_weights(cls.torchvision_arch)  # V1 first: the default tag
     },
     **{
         f"{cls.arch_name}.ptv_k400": pretrained_cfg_from_pytorchvideo(cls.temporal, classifier="fc",
@@ -395,3 +577,57 @@ def i3resnet50_slowonly(pretrained: bool = False, **kwargs) -> I3ResNet50SlowOnl
 def i3resnet50_c2d(pretrained: bool = False, **kwargs) -> I3ResNet50C2D:
     """ResNet-50 in PyTorchVideo's C2D design; see :class:`I3ResNet50C2D`."""
     return create_registered(I3ResNet50C2D, pretrained, **kwargs)
+
+
+@register_model
+def i3resnet18(pretrained: bool = False, **kwargs) -> I3ResNet18:
+    """ResNet-18 inflated to 3D; see :class:`I3ResNet`."""
+    return create_registered(I3ResNet18, pretrained, **kwargs)
+
+
+@register_model
+def i3resnet34(pretrained: bool = False, **kwargs) -> I3ResNet34:
+    """ResNet-34 inflated to 3D; see :class:`I3ResNet`."""
+    return create_registered(I3ResNet34, pretrained, **kwargs)
+
+
+@register_model
+def i3resnet18_c2d(pretrained: bool = False, **kwargs) -> I3ResNet18C2D:
+    """ResNet-18 in the C2D design; see :class:`I3ResNet18C2D`."""
+    return create_registered(I3ResNet18C2D, pretrained, **kwargs)
+
+
+@register_model
+def i3resnet34_c2d(pretrained: bool = False, **kwargs) -> I3ResNet34C2D:
+    """ResNet-34 in the C2D design; see :class:`I3ResNet34C2D`."""
+    return create_registered(I3ResNet34C2D, pretrained, **kwargs)
+
+
+@register_model
+def i3resnext50_32x4d(pretrained: bool = False, **kwargs) -> I3ResNeXt50_32x4d:
+    """ResNeXt-50 32x4d inflated to 3D; see :class:`I3ResNet`."""
+    return create_registered(I3ResNeXt50_32x4d, pretrained, **kwargs)
+
+
+@register_model
+def i3resnext101_32x8d(pretrained: bool = False, **kwargs) -> I3ResNeXt101_32x8d:
+    """ResNeXt-101 32x8d inflated to 3D; see :class:`I3ResNet`."""
+    return create_registered(I3ResNeXt101_32x8d, pretrained, **kwargs)
+
+
+@register_model
+def i3resnext101_64x4d(pretrained: bool = False, **kwargs) -> I3ResNeXt101_64x4d:
+    """ResNeXt-101 64x4d inflated to 3D; see :class:`I3ResNet`."""
+    return create_registered(I3ResNeXt101_64x4d, pretrained, **kwargs)
+
+
+@register_model
+def i3wide_resnet50_2(pretrained: bool = False, **kwargs) -> I3WideResNet50_2:
+    """Wide ResNet-50-2 inflated to 3D; see :class:`I3ResNet`."""
+    return create_registered(I3WideResNet50_2, pretrained, **kwargs)
+
+
+@register_model
+def i3wide_resnet101_2(pretrained: bool = False, **kwargs) -> I3WideResNet101_2:
+    """Wide ResNet-101-2 inflated to 3D; see :class:`I3ResNet`."""
+    return create_registered(I3WideResNet101_2, pretrained, **kwargs)

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..weights.inflate import check_inflation_mode
 
-__all__ = ["LayerSpec", "InflatedConv3d", "temporal_padding_mode", "min_input_size", "check_clip"]
+__all__ = ["LayerSpec", "InflatedConv3d", "temporal_padding_mode", "output_size", "min_input_size", "check_clip"]
 
 Triple = Tuple[int, int, int]
 
@@ -26,6 +26,7 @@ class LayerSpec:
     kernel: Triple
     stride: Triple = (1, 1, 1)
     padding: Triple = (0, 0, 0)
+    ceil_mode: bool = False  # a pool that rounds its output size up (torchvision's GoogLeNet pools)
 
 
 def temporal_padding_mode(inflation: str) -> str:
@@ -52,11 +53,12 @@ class InflatedConv3d(nn.Conv3d):
         *,
         temporal_padding: str = "zeros",
         bias: bool = False,
+        groups: int = 1,
     ) -> None:
         pad_t, pad_h, pad_w = spec.padding
         self.temporal_pad = pad_t if temporal_padding == "replicate" else 0
         conv_padding = (pad_t - self.temporal_pad, pad_h, pad_w)
-        super().__init__(in_channels, out_channels, spec.kernel, spec.stride, conv_padding, bias=bias)
+        super().__init__(in_channels, out_channels, spec.kernel, spec.stride, conv_padding, bias=bias, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.temporal_pad:
@@ -64,18 +66,36 @@ class InflatedConv3d(nn.Conv3d):
         return super().forward(x)
 
 
+def output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
+    """How many outputs a layer gives along one axis of ``size`` inputs (PyTorch's rule; < 1: none).
+
+    floor((n + 2p - k) / s) + 1, or with ``ceil_mode`` rounded up, less a last window that would start in the
+    right padding.
+    """
+    span = size + 2 * padding - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1 if span >= -stride + 1 else 0
+    if out > 0 and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
 def min_input_size(path: Iterable[LayerSpec]) -> Triple:
     """Smallest (T, H, W) for which every layer on ``path`` (in order) yields at least one output.
 
-    A layer maps n inputs to floor((n + 2p - k) / s) + 1 outputs, so m outputs need
-    n >= (m - 1) s + k - 2p inputs (and n >= 1). Walking the path backwards from one output gives the minimum.
+    Walking the path backwards from one output, each layer needs the smallest input size that gives what the
+    next layer needs (:func:`output_size` is monotonic in its input, so a search upwards finds it).
     """
     layers: List[LayerSpec] = list(path)
     need = [1, 1, 1]
     for spec in reversed(layers):
         for axis in range(3):
             k, s, p = spec.kernel[axis], spec.stride[axis], spec.padding[axis]
-            need[axis] = max(1, (need[axis] - 1) * s + k - 2 * p)
+            size = 1
+            while output_size(size, k, s, p, spec.ceil_mode) < need[axis]:
+                size += 1
+            need[axis] = size
     return tuple(need)  # type: ignore[return-value]
 
 

@@ -44,7 +44,7 @@ def base_model_id(arch: str, tag: str) -> str:
 def _front_matter(arch: str, tag: str, license: str, *, registered_source: bool) -> str:
     from huggingface_hub import ModelCardData
 
-    family = "resnet" if arch.startswith("i3resnet") else "densenet"
+    family = _family(arch).removeprefix("i3")
     data = ModelCardData(
         library_name="i3zoo",
         license=license,
@@ -55,6 +55,45 @@ def _front_matter(arch: str, tag: str, license: str, *, registered_source: bool)
         base_model=base_model_id(arch, tag) if registered_source else None,
     )
     return f"---\n{data.to_yaml()}\n---"
+
+
+def _family(arch: str) -> str:
+    """The card template of ``arch``: ``i3resnet`` (ResNet, ResNeXt, Wide ResNet), ``i3densenet``, ``i3inception``."""
+    if arch.startswith("i3densenet"):
+        return "i3densenet"
+    return "i3inception" if arch.startswith("i3inception") else "i3resnet"
+
+
+#: torchvision's architecture names, as their papers write them
+_TITLES = (("resnext", "ResNeXt-"), ("wide_resnet", "Wide ResNet-"), ("resnet", "ResNet-"),
+           ("densenet", "DenseNet-"), ("googlenet", "GoogLeNet (Inception-v1)"))
+
+
+def arch_title(torchvision_name: str) -> str:
+    """``resnet50`` -> ``ResNet-50``, ``resnext101_32x8d`` -> ``ResNeXt-101 32x8d``, ``wide_resnet50_2`` ->
+    ``Wide ResNet-50-2``, ``googlenet`` -> ``GoogLeNet (Inception-v1)``."""
+    for prefix, title in _TITLES:
+        if torchvision_name.startswith(prefix):
+            rest = torchvision_name[len(prefix):]
+            return title + (rest.replace("_", " ", 1) if prefix == "resnext" else rest.replace("_", "-"))
+    return torchvision_name
+
+
+#: the paper of a ResNet variant, cited after He et al. in its card
+_VARIANT_CITATIONS = {
+    "resnext": """
+@inproceedings{xie2017aggregated,
+  title={Aggregated Residual Transformations for Deep Neural Networks},
+  author={Xie, Saining and Girshick, Ross and Doll{\\'a}r, Piotr and Tu, Zhuowen and He, Kaiming},
+  booktitle={CVPR}, year={2017}
+}""",
+    "wide_resnet": """
+@inproceedings{zagoruyko2016wide,
+  title={Wide Residual Networks},
+  author={Zagoruyko, Sergey and Komodakis, Nikos},
+  booktitle={BMVC}, year={2016}
+}""",
+}
 
 
 def is_registered_source(source_2d: Dict[str, Any], registered_url: str) -> bool:
@@ -101,7 +140,7 @@ def render_card(
     cfg = get_pretrained_cfg(model_id)
     facts = model_facts(arch)
     torchvision_name = base_model_id(arch, tag).split("/", 1)[1].split(".")[0]
-    title = torchvision_name.replace("resnet", "ResNet-").replace("densenet", "DenseNet-")
+    title = arch_title(torchvision_name)
     source_2d = source_2d or {}
     sha = source_2d.get("sha256")
     if source_2d.get("kind") == "file":
@@ -129,11 +168,14 @@ def render_card(
         if num_classes == cfg.num_classes else
         f"The backbone is inflated from the 2D source; the {num_classes}-way classifier is new."
     )
-    family = "i3resnet" if arch.startswith("i3resnet") else "i3densenet"
-    template = resources.files(__package__).joinpath(f"card_templates/{family}.md").read_text()
-    design = getattr(meta_model(arch), "design", None)
+    template = resources.files(__package__).joinpath(f"card_templates/{_family(arch)}.md").read_text()
+    model = meta_model(arch)
+    design = getattr(model, "design", None)
     return string.Template(template).substitute(
         design=design.summary if design is not None else "",
+        block={"basic": "BasicBlock", "bottleneck": "Bottleneck"}.get(getattr(model, "block", ""), ""),
+        variant_citation=next((c for prefix, c in _VARIANT_CITATIONS.items() if torchvision_name.startswith(prefix)),
+                              ""),
         front_matter=_front_matter(arch, tag, license, registered_source=registered),
         name=model_id,
         arch=arch,

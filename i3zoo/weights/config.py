@@ -19,7 +19,7 @@ __all__ = ["CONFIG_NAME", "MODEL_ARGS", "validate_config", "read_config", "read_
 
 CONFIG_NAME = "config.json"
 #: the constructor arguments a config's ``model_args`` may set (what ``save_pretrained`` writes)
-MODEL_ARGS = ("inflation", "num_classes", "in_chans", "global_pool", "drop_rate")
+MODEL_ARGS = ("inflation", "num_classes", "in_chans", "global_pool", "drop_rate", "transform_input")
 #: pretrained-cfg fields that name where weights come from: a config never sets them (timm's export drops them)
 _SOURCE_FIELDS = ("url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")

@@ -121,8 +121,11 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def model_args_of(model: nn.Module) -> Dict[str, Any]:
     """Every constructor argument that shapes the model (and the inflation mode), for ``config.json``."""
-    return dict(inflation=model.inflation, num_classes=model.num_classes, in_chans=model.in_chans,
+    args = dict(inflation=model.inflation, num_classes=model.num_classes, in_chans=model.in_chans,
                 global_pool=model.global_pool, drop_rate=model.drop_rate)
+    if hasattr(model, "transform_input"):  # Inception-v1's input re-normalisation (a weight convention)
+        args["transform_input"] = model.transform_input
+    return args
 
 
 def _public_source_2d(model: nn.Module) -> Dict[str, Any]:

@@ -66,7 +66,8 @@ def inflate_conv_weight(weight_2d: torch.Tensor, time_size: int, mode: str = "ce
     if time_size < 1:
         raise ValueError(f"time_size must be >= 1; got {time_size}")
     if mode == "mean":
-        return weight_2d.unsqueeze(2).expand(-1, -1, time_size, -1, -1).div(time_size).contiguous()
+        # divided before it is repeated: t times fewer divisions, the same values
+        return weight_2d.div(time_size).unsqueeze(2).expand(-1, -1, time_size, -1, -1).contiguous()
     weight_3d = weight_2d.new_zeros(weight_2d.shape[:2] + (time_size,) + weight_2d.shape[2:])
     weight_3d[:, :, time_size // 2] = weight_2d
     return weight_3d

@@ -91,10 +91,24 @@ def _default_url(name: str) -> str:
     return get_pretrained_cfg(name).url
 
 
+#: constructor arguments torchvision's builder sets when it loads an architecture's ImageNet weights (and the
+#: 2D model these checks compare with must have): GoogLeNet's weights take [-1, 1] input, re-normalised from
+#: ImageNet normalisation by ``transform_input``, and its files hold the auxiliary classifiers
+PRETRAINED_2D_ARGS: Dict[str, Dict[str, object]] = {
+    "googlenet": dict(transform_input=True, aux_logits=True, init_weights=False),
+}
+
+
+def torchvision_2d_model(torchvision_arch: str) -> torch.nn.Module:
+    """torchvision's 2D ``torchvision_arch``, randomly initialised, built as for its ImageNet weights."""
+    return torchvision.models.get_model(torchvision_arch, weights=None,
+                                        **PRETRAINED_2D_ARGS.get(torchvision_arch, {}))
+
+
 def seeded_2d_state_dict(torchvision_arch: str, seed: int = 0) -> Dict[str, torch.Tensor]:
     """A torchvision model's state dict with seeded random weights and randomized BatchNorm statistics."""
     torch.manual_seed(seed)
-    model = torchvision.models.get_model(torchvision_arch, weights=None)
+    model = torchvision_2d_model(torchvision_arch)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for m in model.modules():
@@ -169,7 +183,7 @@ def torchvision_2d(torchvision_arch: str, state_dict_2d: Dict[str, torch.Tensor]
     Built on the meta device and given the tensors themselves: nothing is randomly initialised in vain.
     """
     with torch.device("meta"):
-        model = torchvision.models.get_model(torchvision_arch, weights=None)
+        model = torchvision_2d_model(torchvision_arch)
     model.load_state_dict(remap_legacy_densenet_keys(state_dict_2d), assign=True)
     return model
 
