@@ -70,6 +70,9 @@ def _checked_frame_size(model: nn.Module, frame_size: Sequence[int]) -> Tuple[in
 
 def _trace_inputs(model: nn.Module, frame_size: Sequence[int], frames: int, dynamic_frames: bool):
     """The example clip and the ``dynamic_shapes`` of a trace: N >= 1 and T >= the floor symbolic, H and W fixed."""
+    if not callable(getattr(model, "reduction_path", None)):
+        raise TypeError(f"export takes an i3zoo model (from i3zoo.create_model, with a classifier or num_classes=0); "
+                        f"got {type(model).__name__}")
     height, width = _checked_frame_size(model, frame_size)
     floor = dynamic_min_frames(model) if dynamic_frames else model.min_input_size[0]
     if frames is None:

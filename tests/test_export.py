@@ -8,7 +8,9 @@ traced in training mode would not match.
 
 from __future__ import annotations
 
-import numpy as np
+import contextlib
+import io
+
 import onnxruntime
 import pytest
 import torch
@@ -82,6 +84,8 @@ def test_export_refuses_sizes_the_model_does_not_take():
         export_program(model, (16, 16))
     with pytest.raises(ValueError, match=">= 16"):
         export_program(model, FRAME_SIZE, frames=8)
+    with pytest.raises(TypeError, match="i3zoo model"):
+        export_program(torch.nn.Conv3d(3, 8, 3), FRAME_SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +97,12 @@ def onnx_export(tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "i3resnet50_i3d.onnx"
     args = ["export-onnx", "--model", "i3resnet50_i3d", "--random-weights", "--inflation", "mean",
             "--frame-size", *map(str, FRAME_SIZE), "--out", str(path)]
-    assert main(args) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(args) == 0
+    # which weights it traced, and what the file takes
+    assert "seeded random weights" in printed.getvalue()
+    assert "(N, 3, T, 32, 32)" in printed.getvalue() and "T >= 2 (dynamic)" in printed.getvalue()
     return path, args
 
 
