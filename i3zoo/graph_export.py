@@ -2,7 +2,7 @@
 
 Both trace with ``torch.export`` (ONNX through ``torch.onnx.export(..., dynamo=True)``, which needs the
 ``onnxscript`` package: ``pip install "i3zoo[onnx]"``). The batch N and the clip length T are symbolic; the frame
-size (H, W) is fixed at export, as the 2D models' exports fix theirs. The model is traced in eval mode (BatchNorm
+size (H, W) is fixed at export. The model is traced in eval mode (BatchNorm
 on its running statistics, no dropout) and the input check of ``forward`` is kept in the program.
 
 Why T has a floor above the model's minimum clip in a ``torch.export`` program: while tracing, torch decides
@@ -17,9 +17,10 @@ the model's own minimum (``tests/test_export.py`` checks it there).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -68,7 +69,7 @@ def _checked_frame_size(model: nn.Module, frame_size: Sequence[int]) -> Tuple[in
     return size  # type: ignore[return-value]
 
 
-def _trace_inputs(model: nn.Module, frame_size: Sequence[int], frames: int, dynamic_frames: bool):
+def _trace_inputs(model: nn.Module, frame_size: Sequence[int], frames: Optional[int], dynamic_frames: bool):
     """The example clip and the ``dynamic_shapes`` of a trace: N >= 1 and T >= the floor symbolic, H and W fixed."""
     if not callable(getattr(model, "reduction_path", None)):
         raise TypeError(f"export takes an i3zoo model (from i3zoo.create_model, with a classifier or num_classes=0); "
@@ -78,7 +79,7 @@ def _trace_inputs(model: nn.Module, frame_size: Sequence[int], frames: int, dyna
     if frames is None:
         frames = max(floor, 2)
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < floor:
-        what = "a dynamic clip length" if dynamic_frames else "the model"
+        what = "the floor of a dynamic clip length" if dynamic_frames else "the minimum clip length"
         raise ValueError(f"frames must be an integer >= {floor} ({what} of {type(model).__name__}); got {frames!r}")
     parameter = next(model.parameters())
     # example sizes of 2, never 1: torch specialises a dimension whose example size is 1
@@ -90,20 +91,17 @@ def _trace_inputs(model: nn.Module, frame_size: Sequence[int], frames: int, dyna
     return example, (dims,)
 
 
-class _EvalMode:
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Trace in eval mode and give the model back in the mode it was in."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self) -> nn.Module:
-        return self.model.eval()
-
-    def __exit__(self, *exc) -> None:
-        self.model.train(self.was_training)
+    was_training = model.training
+    try:
+        yield model.eval()
+    finally:
+        model.train(was_training)
 
 
-def export_program(model: nn.Module, frame_size: Sequence[int] = (224, 224), *, frames: int = None,
+def export_program(model: nn.Module, frame_size: Sequence[int] = (224, 224), *, frames: Optional[int] = None,
                    dynamic_frames: bool = True) -> "torch.export.ExportedProgram":
     """``torch.export.export`` of an i3zoo model with a dynamic batch and (by default) clip length.
 
@@ -118,14 +116,15 @@ def export_program(model: nn.Module, frame_size: Sequence[int] = (224, 224), *, 
 
     Raises:
         ValueError: a frame size or clip length below what the model (or a dynamic T) takes.
+        TypeError: ``model`` is not an i3zoo model (e.g. a ``features_only`` wrapper).
     """
     example, dynamic_shapes = _trace_inputs(model, frame_size, frames, dynamic_frames)
-    with _EvalMode(model):
+    with _eval_mode(model):
         return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
 
 
 def export_onnx(model: nn.Module, path: Union[str, os.PathLike], frame_size: Sequence[int] = (224, 224), *,
-                frames: int = None, dynamic_frames: bool = True) -> Path:
+                frames: Optional[int] = None, dynamic_frames: bool = True) -> Path:
     """Write ``model`` as an ONNX file (input ``clip``: (N, C, T, H, W) float, output ``logits``), atomically.
 
     Traced as :func:`export_program` traces (the same arguments); the file holds the weights. A file that exists is
@@ -135,7 +134,7 @@ def export_onnx(model: nn.Module, path: Union[str, os.PathLike], frame_size: Seq
         The path written.
     """
     example, dynamic_shapes = _trace_inputs(model, frame_size, frames, dynamic_frames)
-    with _EvalMode(model):
+    with _eval_mode(model):
         program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=dynamic_shapes,
                                     input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT], verbose=False)
     # serialised in memory and written through one atomic writer (ONNXProgram.save wants a path); every model
