@@ -30,11 +30,20 @@ FRAMES, SIZE = 4, 32
 TOLERANCE = 1e-6
 
 
-def _flow_model(checkpoint, inflation: str) -> torch.nn.Module:
-    with float64_default():
-        model = i3zoo.create_model(ARCH, pretrained=True, in_chans=2, inflation=inflation,
-                                   pretrained_cfg_overlay=dict(file=str(checkpoint)))
-    return model.eval()
+@pytest.fixture(scope="module")
+def flow_model(checkpoint_2d):
+    """``flow_model(inflation)``: the float64 2-channel model filled from the seeded checkpoint, built once here."""
+    built = {}
+
+    def get(inflation: str) -> torch.nn.Module:
+        if inflation not in built:
+            with float64_default():
+                built[inflation] = i3zoo.create_model(ARCH, pretrained=True, in_chans=2, inflation=inflation,
+                                                      pretrained_cfg_overlay=dict(file=str(checkpoint_2d(ARCH))))
+        return built[inflation].eval()
+
+    yield get
+    built.clear()
 
 
 def _grey_images(seed: int = 0) -> torch.Tensor:
@@ -44,8 +53,8 @@ def _grey_images(seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("inflation", ["center", "mean"])
-def test_grey_flow_clip_equals_2d_network_on_red_green_image(checkpoint_2d, inflation):
-    model = _flow_model(checkpoint_2d(ARCH), inflation)
+def test_grey_flow_clip_equals_2d_network_on_red_green_image(flow_model, inflation):
+    model = flow_model(inflation)
     reference = seeded_2d_model(ARCH).double()
     w_rgb = reference.conv1.weight.detach()
     # the stem is timm's adaptation, inflated: 3/2 of the red and green kernels, blue dropped
@@ -61,14 +70,13 @@ def test_grey_flow_clip_equals_2d_network_on_red_green_image(checkpoint_2d, infl
         assert relative_error(flow_out, reference(grey.expand(-1, 3, -1, -1))) > 1e-3
 
 
-def test_flow_model_is_timms_two_channel_resnet_inflated(checkpoint_2d):
+def test_flow_model_is_timms_two_channel_resnet_inflated(flow_model, checkpoint_2d):
     """Any flow image (x, y channels), not only grey: the 3D model on its boring clip equals timm's ResNet-50
     built with ``in_chans=2`` from the same 2D file (timm adapts the stem with the same function)."""
-    checkpoint = checkpoint_2d(ARCH)
-    model = _flow_model(checkpoint, "center")
+    model = flow_model("center")
     with float64_default():
         timm_2d = timm.create_model("resnet50", pretrained=True, in_chans=2,
-                                    pretrained_cfg_overlay=dict(file=str(checkpoint))).eval()
+                                    pretrained_cfg_overlay=dict(file=str(checkpoint_2d(ARCH)))).eval()
     flow = torch.rand(2, 2, SIZE, SIZE, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
     with torch.no_grad():
         assert relative_error(model(boring_video(flow, FRAMES)), timm_2d(flow)) <= 1e-12
