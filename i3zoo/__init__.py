@@ -4,12 +4,13 @@ Input layout (N, C, T, H, W). Importing i3zoo registers its models with timm.
 
 The package is built in wings: ``models/`` (the networks), ``weights/`` (inflation, checkpoints, the Hub,
 model cards), ``video/`` (reading video files), ``train/`` (fine-tuning) and ``cli/`` (the ``i3zoo``
-command). ``registry``, ``facts`` and ``inference`` sit at the top: each serves users across the wings (a model
-by name, its measured facts, a fast inference copy).
+command). ``registry``, ``facts``, ``inference`` and ``graph_export`` sit at the top: each serves users across
+the wings (a model by name, its measured facts, a fast inference copy, a torch.export program or ONNX file).
 """
 
 from ._version import __version__
 from . import facts
+from .graph_export import export_onnx, export_program
 from .inference import optimize_for_inference
 from .models import (
     I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201, I3InceptionV1,
@@ -33,5 +34,5 @@ __all__ = [
     "create_model", "list_models", "is_model", "list_tags",
     "INFLATION_MODES", "inflate_conv_weight", "inflate_state_dict",
     "CheckpointError", "CheckpointMismatchError", "read_state_dict",
-    "save_pretrained", "push_to_hub", "optimize_for_inference",
+    "save_pretrained", "push_to_hub", "optimize_for_inference", "export_program", "export_onnx",
 ]

@@ -16,7 +16,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .registry import list_models, list_tags, meta_model
 
-__all__ = ["ModelFacts", "model_facts", "model_table", "REFERENCE_CLIP", "design_table", "DESIGN_CLIP"]
+__all__ = ["ModelFacts", "model_facts", "model_table", "REFERENCE_CLIP", "design_table", "DESIGN_CLIP",
+           "one_model_per_design", "export_table"]
 
 #: the clip the GFLOPs are quoted for, (T, H, W)
 REFERENCE_CLIP: Tuple[int, int, int] = (16, 224, 224)
@@ -117,4 +118,41 @@ def design_table() -> str:
             f"{sum(p.numel() for p in at_400.parameters()):,} | {count_gflops(at_400, DESIGN_CLIP):.1f} | "
             f"{mt} x {mh} x {mw} | {tags} |"
         )
+    return "\n".join(rows)
+
+
+def _family(model: torch.nn.Module) -> type:
+    """The family class of a model (``I3ResNet``, ``I3DenseNet``, ...): of the classes in its MRO that define the
+    layers (``_build``), the one just above the shared base ``I3DNet`` -- found without importing ``models/``,
+    which imports this module's importers."""
+    builders = [c for c in type(model).__mro__ if "_build" in vars(c)]
+    return builders[-2] if len(builders) > 1 else type(model)
+
+
+def one_model_per_design() -> List[str]:
+    """One registered name per (family, temporal design), the one with the fewest parameters: the models that
+    together hold every distinct layer structure the zoo builds (tests sweep them; a new family or design joins by
+    being registered)."""
+    chosen = {}
+    for name in list_models():
+        model = meta_model(name)
+        key = (_family(model).__name__, getattr(model, "temporal", ""))
+        params = sum(p.numel() for p in model.parameters())
+        if key not in chosen or params < chosen[key][0]:
+            chosen[key] = (params, name)
+    return [name for _, name in sorted(chosen.values(), key=lambda item: item[1])]
+
+
+def export_table() -> str:
+    """The Markdown table of the README's "Export" section: per model, the clip lengths an exported model takes."""
+    from .graph_export import dynamic_min_frames
+
+    rows: List[str] = [
+        "| model | min clip (T x H x W) | `torch.export` program with a dynamic T: T >= |",
+        "|---|---:|---:|",
+    ]
+    for name in list_models():
+        model = meta_model(name)
+        mt, mh, mw = model.min_input_size
+        rows.append(f"| `{name}` | {mt} x {mh} x {mw} | {dynamic_min_frames(model)} |")
     return "\n".join(rows)

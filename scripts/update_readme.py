@@ -1,13 +1,13 @@
-"""Regenerate README.md's model and temporal-design tables from the code and its benchmark blocks from
+"""Regenerate README.md's model, temporal-design and export tables from the code and its benchmark blocks from
 benchmarks/results/*/.
 
-tests/test_cli.py and tests/test_benchmark.py check that both are current.
+tests/test_cli.py, tests/test_presets.py, tests/test_export.py and tests/test_benchmark.py check that they are current.
 """
 
 import re
 from pathlib import Path
 
-from i3zoo.facts import design_table, model_table
+from i3zoo.facts import design_table, export_table, model_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -21,6 +21,7 @@ def replace_block(text: str, marker: str, content: str) -> str:
 text = README.read_text()
 new = replace_block(text, "model-table", model_table())
 new = replace_block(new, "design-table", design_table())
+new = replace_block(new, "export-table", export_table())
 for run in sorted(p.parent for p in (ROOT / "benchmarks" / "results").glob("*/results.md")):
     marker = f"benchmark:{run.name}"
     if f"<!-- {marker}:start -->" not in new:

@@ -29,7 +29,8 @@ FORMATS = ("safetensors", "npy")
 # ---------------------------------------------------------------- the model and its weights (extract, predict)
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
+def add_weight_arguments(p: argparse.ArgumentParser) -> None:
+    """The model and its weights, as :func:`load_model` takes them (extract, predict, export-onnx)."""
     p.add_argument("--model", required=True, metavar="NAME",
                    help="arch or arch.tag (e.g. i3resnet50.tv_in1k), hf-hub:ORG/NAME or local-dir:PATH")
     weights = p.add_mutually_exclusive_group()
@@ -37,6 +38,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     weights.add_argument("--random-weights", action="store_true",
                          help=f"seeded random weights (seed {RANDOM_SEED}), for a smoke run; every output says so")
     p.add_argument("--inflation", default="center", choices=("center", "mean"))
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    add_weight_arguments(p)
     p.add_argument("--clip-len", type=int, help="frames per clip (default 16, or the model's minimum if larger)")
     p.add_argument("--frame-interval", type=int, default=1, help="distance between a clip's frames (default 1)")
     p.add_argument("--crop-size", type=int, help="spatial size (default: the model's input size, 224)")
@@ -274,7 +279,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         else:
             failures.append((str(video), f"{outputs[0]} exists with other settings; delete it or use another --out"))
     print(f"{banner}i3zoo extract: {len(todo)} videos to do, {skipped} already complete, model {loaded.name} "
-          f"({_describe(loaded.weights)}), clips of {clip_len} frames every {settings['step']} "
+          f"({describe_weights(loaded.weights)}), clips of {clip_len} frames every {settings['step']} "
           f"(interval {args.frame_interval}{f', at {args.fps:g} fps' if args.fps else ''}), {args.dtype} on "
           f"{args.device}", flush=True)
     transform = transforms_for(loaded.model, crop_size=crop_size)
@@ -349,7 +354,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _describe(weights: Dict[str, Any]) -> str:
+def describe_weights(weights: Dict[str, Any]) -> str:
     if weights["kind"] == "random":
         return f"seeded random weights (seed {weights['seed']}), not trained"
     if weights["kind"] == "file":
