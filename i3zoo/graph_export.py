@@ -11,7 +11,10 @@ specialises every temporal size computed by a strided layer that could be 1 (a g
 therefore needs every time-reduced feature map to keep at least 2 frames: :func:`dynamic_min_frames` (17 for the
 seed ResNets, whose time is reduced 16x; 4 for the I3D and C2D designs; 16 for DenseNets; the SlowOnly design
 never reduces time and takes its minimum, 1). The program checks it on every call; for shorter clips export with
-a fixed T (``dynamic_frames=False``). The ONNX graph carries no such guard: onnxruntime runs the file at any T from
+a fixed T (``dynamic_frames=False``). A pool that rounds its output up (``ceil_mode``, Inception-v1's) makes each
+size depend on the parity of its input, which torch.export also specialises: there T steps from the floor in
+multiples of the time stride up to the last such pool (:func:`dynamic_frames_step`; 13, 21, 29, ... for
+Inception-v1). The ONNX graph carries no such guard: onnxruntime runs the file at any T from
 the model's own minimum (``tests/test_export.py`` checks it there).
 """
 
@@ -26,8 +29,9 @@ import torch
 from torch import nn
 
 from .files import write_atomically
+from .models.layers import output_size
 
-__all__ = ["dynamic_min_frames", "export_program", "export_onnx", "ONNX_INPUT", "ONNX_OUTPUT"]
+__all__ = ["dynamic_min_frames", "dynamic_frames_step", "export_program", "export_onnx", "ONNX_INPUT", "ONNX_OUTPUT"]
 
 #: the names of the ONNX graph's input, (N, C, T, H, W), and output, (N, num_classes)
 ONNX_INPUT, ONNX_OUTPUT = "clip", "logits"
@@ -40,7 +44,7 @@ def _time_sizes(path: Iterable, frames: int) -> List[int]:
     for spec in path:
         k, s, p = spec.kernel[0], spec.stride[0], spec.padding[0]
         changed = changed or s != 1 or k - 2 * p != 1
-        frames = (frames + 2 * p - k) // s + 1
+        frames = output_size(frames, k, s, p, getattr(spec, "ceil_mode", False))
         if changed:
             sizes.append(frames)
     return sizes
@@ -57,6 +61,17 @@ def dynamic_min_frames(model: nn.Module) -> int:
     while min(_time_sizes(path, frames), default=2) < 2:
         frames += 1
     return frames
+
+
+def dynamic_frames_step(model: nn.Module) -> int:
+    """The step between the clip lengths a dynamic ``torch.export`` program takes: 1, or, where a ceil-mode pool
+    changes time, the product of the temporal strides up to the last such pool (see the module docstring)."""
+    step = last_ceil_step = 1
+    for spec in model.reduction_path():
+        step *= spec.stride[0]
+        if getattr(spec, "ceil_mode", False) and (spec.stride[0] != 1 or spec.kernel[0] - 2 * spec.padding[0] != 1):
+            last_ceil_step = step
+    return last_ceil_step
 
 
 def _checked_frame_size(model: nn.Module, frame_size: Sequence[int]) -> Tuple[int, int]:
@@ -76,18 +91,23 @@ def _trace_inputs(model: nn.Module, frame_size: Sequence[int], frames: Optional[
                         f"got {type(model).__name__}")
     height, width = _checked_frame_size(model, frame_size)
     floor = dynamic_min_frames(model) if dynamic_frames else model.min_input_size[0]
+    step = dynamic_frames_step(model) if dynamic_frames else 1
     if frames is None:
-        frames = max(floor, 2)
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < floor:
+        frames = max(floor, 2) if step == 1 else floor + step  # an example of k = 2 steps: k = 1 is specialised
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < floor or (frames - floor) % step:
         what = "the floor of a dynamic clip length" if dynamic_frames else "the minimum clip length"
-        raise ValueError(f"frames must be an integer >= {floor} ({what} of {type(model).__name__}); got {frames!r}")
+        steps = f" and T = {floor} + a multiple of {step}" if step > 1 else ""
+        raise ValueError(f"frames must be an integer >= {floor} ({what} of {type(model).__name__}){steps}; "
+                         f"got {frames!r}")
     parameter = next(model.parameters())
     # example sizes of 2, never 1: torch specialises a dimension whose example size is 1
     example = torch.zeros(2, model.in_chans, max(frames, 2) if dynamic_frames else frames, height, width,
                           dtype=parameter.dtype, device=parameter.device)
     dims = {0: torch.export.Dim("batch", min=1)}
-    if dynamic_frames:
+    if dynamic_frames and step == 1:
         dims[2] = torch.export.Dim("frames", min=floor)
+    elif dynamic_frames:  # T = floor + step * (k - 1), k >= 1
+        dims[2] = step * torch.export.Dim("frames_steps", min=1) + (floor - step)
     return example, (dims,)
 
 

@@ -17,7 +17,7 @@ import torch
 
 import i3zoo
 from i3zoo.facts import export_table, one_model_per_design
-from i3zoo.graph_export import ONNX_INPUT, dynamic_min_frames, export_program
+from i3zoo.graph_export import ONNX_INPUT, dynamic_frames_step, dynamic_min_frames, export_program
 from conftest import relative_error
 
 MODELS = one_model_per_design()
@@ -57,10 +57,11 @@ def test_one_model_per_design_covers_every_family_and_design():
 @pytest.mark.parametrize("name", MODELS)
 def test_torch_export_with_dynamic_batch_and_clip_length_matches_eager(name, inflated):
     model = inflated(name)
-    floor = dynamic_min_frames(model)
+    floor, step = dynamic_min_frames(model), dynamic_frames_step(model)
     program = export_program(model, FRAME_SIZE).module()
     with torch.no_grad():
-        for n, t in ((1, floor), (3, floor + 3)):  # an odd length too: floor divisions in the strided layers
+        # an odd length too: floor divisions in the strided layers (ceil-mode pools: T steps from the floor)
+        for n, t in ((1, floor), (3, floor + 3 * step)):
             x = _clip(n, t)
             assert relative_error(program(x), model(x)) <= 1e-6, (n, t)
     if floor > model.min_input_size[0]:
@@ -76,6 +77,19 @@ def test_fixed_clip_length_export_takes_clips_below_the_dynamic_floor(inflated):
     with torch.no_grad():
         x = _clip(2, 16)
         assert relative_error(program(x), model(x)) <= 1e-6
+
+
+def test_ceil_mode_pools_make_the_dynamic_clip_length_step():
+    """Inception-v1's pools round up: the time stride up to its last such pool (2 x 2 x 2 = 8) is the step, and its
+    floor is the first T whose every time-reduced map keeps 2 frames, counted with the ceil rule."""
+    model = i3zoo.create_model("i3inception_v1").eval()
+    assert (dynamic_min_frames(model), dynamic_frames_step(model)) == (7, 8)
+    from i3zoo.registry import meta_model
+
+    assert {dynamic_frames_step(meta_model(name)) for name in MODELS if name != "i3inception_v1"} \
+        == {1}
+    with pytest.raises(ValueError, match=r"T = 7 \+ a multiple of 8"):
+        export_program(model, FRAME_SIZE, frames=10)
 
 
 def test_export_refuses_sizes_the_model_does_not_take():
