@@ -8,6 +8,7 @@
     i3zoo push i3resnet50.tv_in1k --repo ORG/NAME       ... and upload it (token: HF_TOKEN or a login)
     i3zoo extract videos/ --model i3resnet50 --out feats/  features of sliding windows, one file per video
     i3zoo predict clip.mp4 --model i3resnet50.tv_in1k      top-k labels per video, averaged over clips
+    i3zoo train --train DIR --val DIR --model i3resnet50 --output run/   fine-tune (torchrun for many processes)
 
 A new command is a new module here with an ``add_parser(subparsers)`` function, listed in ``COMMANDS``.
 May import every wing; nothing of i3zoo imports ``cli``.
@@ -21,10 +22,10 @@ import os
 import sys
 from typing import List, Optional
 
-from . import extract, predict, publish, verify
+from . import extract, predict, publish, train, verify
 from . import list as list_command
 
-COMMANDS = (list_command, verify, publish, extract, predict)
+COMMANDS = (list_command, verify, publish, extract, predict, train)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..weights.checkpoints import CheckpointError
 
     args = build_parser().parse_args(argv)
+    args.argv = [*(sys.argv[1:] if argv is None else argv)]  # (`list` here is the list command module); `train --nproc N` hands them on to torchrun
     try:
         with offline_mode(getattr(args, "offline", False)):
             return args.func(args)
