@@ -37,10 +37,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from ..train import TrainConfig, fit
 
-    overlay, _ = weights_overlay(args)
+    if args.no_pretrained and (args.file or args.random_weights or args.model.startswith(("hf-hub:", "local-dir:"))):
+        raise SystemExit("i3zoo train: --no-pretrained starts from torchvision's random initialisation; it cannot be "
+                         "combined with --file, --random-weights or a pre-inflated model")
+    overlay, _ = weights_overlay(args) if not args.no_pretrained else (None, None)
     preinflated = args.model.startswith(("hf-hub:", "local-dir:"))
     config = TrainConfig(
-        train=args.train, val=args.val, output=args.output, model=args.model, pretrained=True,
+        train=args.train, val=args.val, output=args.output, model=args.model, pretrained=not args.no_pretrained,
         pretrained_cfg_overlay=overlay, inflation=None if preinflated else args.inflation,
         num_classes=args.num_classes, label_names=args.label_names, clip_len=args.clip_len or 16,
         frame_interval=args.frame_interval, crop_size=args.crop_size, epochs=args.epochs,
@@ -49,7 +52,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         sync_bn=args.sync_bn, amp=args.amp, grad_checkpointing=args.grad_checkpointing,
         frozen_stages=args.frozen_stages, norm_eval=args.norm_eval, workers=args.workers, seed=args.seed,
         deterministic=args.deterministic, save_every=args.save_every, resume=args.resume, device=args.device,
-        backend=args.backend, progress=not args.no_progress)
+        backend=args.backend, progress=not args.no_progress, float64=args.float64)
     fit(config)
     return 0
 
@@ -61,6 +64,8 @@ def add_parser(sub) -> None:
     p.add_argument("--output", required=True, metavar="DIR",
                    help="checkpoint.pt, metrics.jsonl, last/ and best/ (save_pretrained folders)")
     add_model_arguments(p)
+    p.add_argument("--no-pretrained", action="store_true",
+                   help="start from random initialisation (torchvision's) instead of the model's weights")
     p.set_defaults(device="auto")  # extract's default is cpu; training takes the GPU when there is one
     p.add_argument("--num-classes", type=int, help="default: the number of training classes")
     p.add_argument("--label-names", metavar="FILE", help="class names, one per line (list files with indices)")
@@ -86,4 +91,5 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     p.add_argument("--nproc", type=int, help="run N processes on this machine through torchrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--float64", action="store_true", help="train in float64 (slow; to compare runs exactly)")
     p.set_defaults(func=_cmd_train)

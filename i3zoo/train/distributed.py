@@ -79,28 +79,45 @@ def start_processes(device: str = "auto") -> Processes:
     return Processes(dist.get_rank(), dist.get_world_size(), local_rank, chosen, started_group=True)
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """The sum of a tensor over processes, differentiable: the gradient of a sum is the sum of the gradients.
+
+    (``torch.distributed.nn.functional.all_reduce`` does this but is deprecated, and its suggested successor in
+    ``_functional_collectives`` has no autograd for all_reduce.)
+    """
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
 class CpuSyncBatchNorm(nn.BatchNorm3d):
     """BatchNorm3d whose batch statistics are those of the batch of every process (gloo, CPU tensors).
 
     ``torch.nn.SyncBatchNorm`` refuses CPU tensors ("expected input tensor to be on GPU"), and the recipe's
-    CPU runs (and its two-processes-equal-one test) need the same statistics. Sums are reduced with
-    ``torch.distributed.nn.functional.all_reduce``, which is differentiable, so the backward pass reduces the
-    gradient terms of the statistics too. Same parameters and buffers as BatchNorm3d (same state dict).
+    CPU runs (and its two-processes-equal-one test) need the same statistics. Sums are reduced by a
+    differentiable all-reduce, so the backward pass reduces the gradient terms of the statistics too. Same parameters and buffers as BatchNorm3d (same state dict).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0, 2, 3, 4]
         count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
-        sums = all_reduce(torch.cat([x.sum(dim=dims), count]))
+        sums = _SumOverProcesses.apply(torch.cat([x.sum(dim=dims), count]))
         total = sums[-1]
         mean = sums[:-1] / total
         centred = x - mean.view(1, -1, 1, 1, 1)
         # the second pass (sum of squared deviations from the global mean) is as exact as one-process BatchNorm
-        variance = all_reduce(centred.square().sum(dim=dims)) / total
+        variance = _SumOverProcesses.apply(centred.square().sum(dim=dims)) / total
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -124,8 +141,10 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in list(model.named_children()):
         if type(child) is nn.BatchNorm3d:
+            like = next(iter(child.state_dict().values()))
             synced = CpuSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                      child.track_running_stats)
+                                      child.track_running_stats, device=like.device,
+                                      dtype=child.running_mean.dtype if child.track_running_stats else None)
             synced.load_state_dict(child.state_dict())
             if child.affine:
                 synced.weight, synced.bias = child.weight, child.bias

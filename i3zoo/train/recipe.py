@@ -83,6 +83,8 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` (each process its local GPU) or ``"cuda:N"``.
         backend: video decoder, as :class:`i3zoo.video.VideoReader`.
         progress: a tqdm bar on rank 0.
+        float64: train in float64 (slow): float32 rounding in gradients of tiny batches grows step by step,
+            so this is how runs are compared exactly (e.g. two processes against one).
     """
 
     train: str
@@ -120,6 +122,7 @@ class TrainConfig:
     device: str = "auto"
     backend: str = "auto"
     progress: bool = True
+    float64: bool = False
 
     def check(self) -> None:
         """``ValueError`` for settings that cannot work, before anything is read or built."""
@@ -135,6 +138,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0; got {self.lr}")
         if self.grad_clip < 0 or self.warmup_epochs < 0:
             raise ValueError(f"grad_clip and warmup_epochs must be >= 0; got {self.grad_clip}, {self.warmup_epochs}")
+        if self.amp and self.float64:
+            raise ValueError("amp (bfloat16 autocast) and float64 exclude each other")
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1; got {self.num_classes}")
 
@@ -169,6 +174,10 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     return model
 
 
+def _parameter_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
 # --- evaluation --------------------------------------------------------------------------------------------
 
 def evaluate(model: nn.Module, dataset, processes: Processes, *, batch_size: int, workers: int = 0,
@@ -190,7 +199,8 @@ def evaluate(model: nn.Module, dataset, processes: Processes, *, batch_size: int
     sums = torch.zeros(4, dtype=torch.float64)  # loss, top-1 hits, top-5 hits, samples
     with torch.inference_mode():
         for clips, labels in loader:
-            clips, labels = clips.to(processes.device, non_blocking=True), labels.to(processes.device)
+            clips = clips.to(processes.device, _parameter_dtype(model), non_blocking=True)
+            labels = labels.to(processes.device)
             per_sample = clips.shape[1] if clips.dim() == 6 else 1
             with torch.autocast(processes.device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(clips.flatten(0, 1) if clips.dim() == 6 else clips)
@@ -290,17 +300,19 @@ def fit(config: TrainConfig) -> Dict[str, Any]:
     """
     config.check()
     processes = start_processes(config.device)
+    deterministic = torch.are_deterministic_algorithms_enabled()
     try:
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
         return _fit(config, processes)
     finally:
+        torch.use_deterministic_algorithms(deterministic)  # a caller's setting is its own
         processes.close()
 
 
 def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
     from tqdm import tqdm
 
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True)
     output = Path(config.output)
     device = processes.device
 
@@ -328,7 +340,7 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
     minimum = model.min_input_size[0]
     if config.clip_len < minimum:
         raise ValueError(f"clip_len {config.clip_len} is below {config.model}'s minimum of {minimum} frames")
-    model.to(device)
+    model.to(device, torch.float64 if config.float64 else None)
     if config.sync_bn and processes.distributed:
         convert_sync_batchnorm(model, device)
     trained = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
@@ -408,7 +420,8 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
         for clips, labels in loader:
             if step_in_epoch >= steps_per_epoch:
                 break
-            clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            clips = clips.to(device, _parameter_dtype(model), non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
                 logits = trained(clips)
             loss = F.cross_entropy(logits.float(), labels)

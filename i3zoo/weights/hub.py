@@ -225,6 +225,10 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
             if label_names is not None else None
         save_config_for_hf(model, str(timm_config), model_config=overrides, model_args=model_args_of(model))
         config = json.loads(timm_config.read_text())
+    # timm records every factory argument; these two say how a model was trained, not what it is (a loaded
+    # model starts unfrozen), and config.json may only hold what rebuilds the network
+    for training_convention in ("frozen_stages", "norm_eval"):
+        config.get("model_args", {}).pop(training_convention, None)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.i3zoo-lock")):
