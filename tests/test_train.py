@@ -149,7 +149,7 @@ def test_two_processes_with_sync_bn_equal_one_and_count_every_sample_once(motion
 
 def test_a_run_killed_mid_epoch_resumes_bit_for_bit(motion, tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    arguments = _cli_run(motion, killed, "--batch-size", "2", "--epochs", "2", "--save-every", "1",
+    arguments = _cli_run(motion, killed, "--batch-size", "2", "--epochs", "1", "--save-every", "1",
                          "--deterministic", "--device", "cpu")
     env = _subprocess_env(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "i3zoo", "train", *arguments], stdout=subprocess.DEVNULL,
@@ -165,11 +165,11 @@ def test_a_run_killed_mid_epoch_resumes_bit_for_bit(motion, tmp_path):
     assert not (killed / "last").exists()
 
     with _one_thread():  # as the killed process
-        resumed = fit(_one_process_config(motion, killed, batch_size=2, epochs=2, save_every=1,
+        resumed = fit(_one_process_config(motion, killed, batch_size=2, epochs=1, save_every=1,
                                           deterministic=True, resume=True))
-        uninterrupted = fit(_one_process_config(motion, whole, batch_size=2, epochs=2, deterministic=True))
+        uninterrupted = fit(_one_process_config(motion, whole, batch_size=2, epochs=1, deterministic=True))
     a, b = _checkpoint(killed), _checkpoint(whole)
-    assert a["step"] == b["step"] == 8
+    assert a["step"] == b["step"] == 4
     for key, value in b["model"].items():
         assert torch.equal(a["model"][key], value), key
     for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
@@ -179,13 +179,13 @@ def test_a_run_killed_mid_epoch_resumes_bit_for_bit(motion, tmp_path):
 
     # a checkpoint of another model, or of another number of classes, is refused
     with pytest.raises(ValueError, match="model 'i3resnet50'; this run has 'i3resnet50_c2d'"):
-        fit(_one_process_config(motion, killed, batch_size=2, epochs=2, model="i3resnet50_c2d", resume=True))
+        fit(_one_process_config(motion, killed, batch_size=2, epochs=1, model="i3resnet50_c2d", resume=True))
     listed = tmp_path / "listed.txt"
     listed.write_text("".join(f"{p},{k}\n" for k, name in enumerate(CLASSES)
                               for p in sorted((motion / "small_train" / name).iterdir())))
     with pytest.raises(ValueError, match="number of classes 2; this run has 3"):
         fit(_one_process_config(motion, killed, train=str(listed), val=None, num_classes=3, batch_size=2,
-                                epochs=2, resume=True))
+                                epochs=1, resume=True))
 
 
 # --- freezing through the trainer ---------------------------------------------------------------------------
