@@ -53,9 +53,13 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
     if device == "cuda":  # one GPU per process, as torchrun's local ranks
         device = f"cuda:{local_rank}"
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except RuntimeError as e:
         raise ValueError(f"device {device!r}: {e}; use cpu, cuda, cuda:N or auto") from e
+    if chosen.type == "cuda" and not (torch.cuda.is_available() and (chosen.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} usable GPU(s); use cpu "
+                         "or auto")
+    return chosen
 
 
 def start_processes(device: str = "auto") -> Processes:
@@ -66,7 +70,7 @@ def start_processes(device: str = "auto") -> Processes:
             ``"cuda:N"``.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     chosen = _pick_device(device, local_rank)
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
