@@ -9,6 +9,7 @@
     i3zoo extract videos/ --model i3resnet50 --out feats/  features of sliding windows, one file per video
     i3zoo predict clip.mp4 --model i3resnet50.tv_in1k      top-k labels per video, averaged over clips
     i3zoo export-onnx --model i3resnet50.tv_in1k --out m.onnx  one ONNX file, dynamic batch and clip length
+    i3zoo train --train DIR --val DIR --model i3resnet50 --output run/   fine-tune (torchrun for many processes)
 
 A new command is a new module here with an ``add_parser(subparsers)`` function, listed in ``COMMANDS``.
 May import every wing; nothing of i3zoo imports ``cli``.
@@ -22,10 +23,10 @@ import os
 import sys
 from typing import List, Optional
 
-from . import export_onnx, extract, predict, publish, verify
+from . import export_onnx, extract, predict, publish, train, verify
 from . import list as list_command
 
-COMMANDS = (list_command, verify, publish, extract, predict, export_onnx)
+COMMANDS = (list_command, verify, publish, extract, predict, train, export_onnx)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..weights.checkpoints import CheckpointError
 
     args = build_parser().parse_args(argv)
+    args.argv = [*(sys.argv[1:] if argv is None else argv)]  # (`list` here is the list command module); `train --nproc N` hands them on to torchrun
     try:
         with offline_mode(getattr(args, "offline", False)):
             return args.func(args)

@@ -59,12 +59,10 @@ class LoadedModel:
     label_source: str = ""
 
 
-def load_model(args: argparse.Namespace, *, num_classes: Optional[int] = None) -> LoadedModel:
-    """Build ``args.model`` with its weights, or stop at once (``SystemExit``) saying how to get them."""
-    import torch
-
-    from ..registry import create_model, is_model, list_models
-    from ..weights.checkpoints import CheckpointError
+def weights_overlay(args: argparse.Namespace) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
+    """The ``pretrained_cfg_overlay`` that ``--file`` / ``--random-weights`` ask for, and the record of it
+    (``None, None``: the model's own weights); stops (``SystemExit``) on an unknown model or a conflict."""
+    from ..registry import is_model, list_models
     from ..weights.verify import seeded_2d_state_dict, torchvision_arch_of
 
     name = args.model
@@ -75,18 +73,28 @@ def load_model(args: argparse.Namespace, *, num_classes: Optional[int] = None) -
     if preinflated and (args.file or args.random_weights):
         raise SystemExit(f"i3zoo: {name} carries its own weights; --file and --random-weights apply to registered "
                          "models only")
-    kwargs = dict(inflation=args.inflation) if not preinflated else {}
     if args.random_weights:
         overlay = dict(state_dict=seeded_2d_state_dict(torchvision_arch_of(name.split(".")[0]), RANDOM_SEED))
-        weights = {"kind": "random", "seed": RANDOM_SEED,
-                   "note": "seeded random weights with randomized BatchNorm statistics, NOT trained weights"}
-    elif args.file:
+        return overlay, {"kind": "random", "seed": RANDOM_SEED,
+                         "note": "seeded random weights with randomized BatchNorm statistics, NOT trained weights"}
+    if args.file:
         if not Path(args.file).is_file():
             raise SystemExit(f"i3zoo: --file {args.file}: no such file")
-        overlay = dict(file=args.file)
-        weights = {"kind": "file", "name": Path(args.file).name}
-    else:
-        overlay, weights = None, None
+        return dict(file=args.file), {"kind": "file", "name": Path(args.file).name}
+    return None, None
+
+
+def load_model(args: argparse.Namespace) -> LoadedModel:
+    """Build ``args.model`` with its weights, or stop at once (``SystemExit``) saying how to get them."""
+    import torch
+
+    from ..registry import create_model
+    from ..weights.checkpoints import CheckpointError
+
+    name = args.model
+    preinflated = name.startswith(("hf-hub:", "local-dir:"))
+    overlay, weights = weights_overlay(args)
+    kwargs = dict(inflation=args.inflation) if not preinflated else {}
     try:
         model = create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
     except (CheckpointError, OSError, ValueError) as e:

@@ -1,7 +1,13 @@
 """Fine-tuning: the training recipe on torch.distributed (``torchrun`` + DistributedDataParallel).
 
-Empty for now; it will hold the recipe (optimizer, schedule, checkpoints, exact resume) and evaluation.
+``recipe`` holds :func:`fit` (one process, or each process torchrun starts), :func:`evaluate` and the
+recipe's defaults; ``distributed`` the process group, a SyncBatchNorm for CPU and a sampler that resumes
+mid-epoch; ``data`` the datasets and the checks run before any training step.
 
-May import: torch (torch.distributed included), ``i3zoo.registry``, ``i3zoo.video`` and ``i3zoo.weights``;
-never ``cli``.
+May import: torch (torch.distributed included), tqdm, ``i3zoo.registry``, ``i3zoo.files``, ``i3zoo.video``
+and ``i3zoo.weights``; never ``models`` directly (models come through the registry) nor ``cli``.
 """
+
+from .recipe import CHECKPOINT_NAME, METRICS_NAME, TrainConfig, default_lr, evaluate, fit, lr_factor
+
+__all__ = ["TrainConfig", "fit", "evaluate", "default_lr", "lr_factor", "CHECKPOINT_NAME", "METRICS_NAME"]

@@ -14,7 +14,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -174,7 +174,8 @@ def _check_target(target: Path) -> None:
         )
 
 
-def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, measure: bool = True) -> Path:
+def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, measure: bool = True,
+                    label_names: Optional[Sequence[str]] = None) -> Path:
     """Write ``model`` as a Hub-ready folder: ``model.safetensors``, ``config.json``, ``README.md``.
 
     Atomic as a whole: everything that can fail (measuring the equivalence, reading the 2D source, rendering
@@ -186,6 +187,10 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
 
     With ``measure``, the boring-video equivalence of the weights against their 2D source (when the model
     was inflated from one) is measured and recorded in the config and the card.
+
+    ``label_names`` (one per class; default: the model's own ``pretrained_cfg["label_names"]`` when they fit
+    its classes) go into the config's ``pretrained_cfg``, timm's place for them, so that the loaded model
+    names its classes.
 
     Returns:
         The folder.
@@ -205,6 +210,10 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
     if not target.name:
         raise ValueError(f"save_pretrained needs a folder name, got {directory!r}")
     _check_target(target)
+    if label_names is not None:
+        label_names = [str(name) for name in label_names]
+        if len(label_names) != model.num_classes:
+            raise ValueError(f"{len(label_names)} label names for a model of {model.num_classes} classes")
 
     # first everything that can fail, while nothing is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -214,8 +223,15 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
                        num_classes=model.num_classes, equivalence=equivalence, source_2d=source_2d)
     with tempfile.TemporaryDirectory(prefix="i3zoo-config-") as scratch:
         timm_config = Path(scratch) / CONFIG_NAME
-        save_config_for_hf(model, str(timm_config), model_args=model_args_of(model))
+        # timm keeps label_names only when the cfg's num_classes is the model's: say both
+        overrides = dict(pretrained_cfg=dict(num_classes=model.num_classes, label_names=label_names)) \
+            if label_names is not None else None
+        save_config_for_hf(model, str(timm_config), model_config=overrides, model_args=model_args_of(model))
         config = json.loads(timm_config.read_text())
+    # timm records every factory argument; these two say how a model was trained, not what it is (a loaded
+    # model starts unfrozen), and config.json may only hold what rebuilds the network
+    for training_convention in ("frozen_stages", "norm_eval"):
+        config.get("model_args", {}).pop(training_convention, None)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.i3zoo-lock")):

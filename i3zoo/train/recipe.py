@@ -1,0 +1,475 @@
+"""The fine-tuning recipe: one process or many (``torchrun``), checkpoints, exact resume, evaluation.
+
+Written after torchvision's ``references/video_classification/train.py``: one function (:func:`fit`) that a
+reader can follow top to bottom, a sampler per split, a checkpoint that is one dict of every state.
+
+Defaults are MMAction2's I3D-from-ImageNet recipe (``configs/_base_/schedules/sgd_100e.py`` with
+``auto_scale_lr.base_batch_size=64``): SGD, momentum 0.9, weight decay 1e-4, lr 0.01 for a global batch of 64
+(scaled linearly to the global batch), gradient norm clipped at 40. MMAction2 steps the lr at epochs 40 and 80
+of 100; this recipe uses a linear warm-up from a tenth of the lr (MMAction2's ``LinearLR(start_factor=0.1)``
+of its SlowOnly ImageNet recipes) and a cosine decay to zero, which needs no milestones for short runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
+
+from ..files import write_atomically
+from ..registry import create_model
+from ..video import transforms_for
+from ..weights.hub import save_pretrained
+from .data import SeededSamples, check_datasets, label_names_of, open_dataset
+from .distributed import (Processes, ResumableSampler, all_reduce_sum, convert_sync_batchnorm, gather_objects,
+                          start_processes)
+
+__all__ = ["TrainConfig", "fit", "evaluate", "lr_factor", "default_lr", "CHECKPOINT_NAME", "METRICS_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.jsonl"
+CHECKPOINT_FORMAT = "i3zoo-train-checkpoint/1"
+#: MMAction2's I3D recipe: lr 0.01 for 8 GPUs x 8 clips
+BASE_LR = {"sgd": 0.01, "adamw": 1e-3}
+BASE_BATCH = 64
+WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run is made of; the CLI's flags map one to one (``--batch-size`` -> ``batch_size``).
+
+    Attributes:
+        train: class-per-folder directory or ``path,label`` list file.
+        val: the same for validation (None: no evaluation, no ``best`` folder).
+        output: folder for ``checkpoint.pt``, ``metrics.jsonl``, ``last/`` and ``best/``.
+        model: a registered name (``i3resnet50``, ``i3resnet50.tv_in1k``), ``hf-hub:ORG/NAME`` or
+            ``local-dir:PATH``.
+        pretrained: start from the model's weights (inflated ImageNet, or the pre-inflated folder).
+        pretrained_cfg_overlay: e.g. ``dict(file="resnet50.pth")``, as :func:`i3zoo.create_model`.
+        inflation: ``"center"`` or ``"mean"`` for registered models (None: the model's default).
+        model_kwargs: further model arguments (Python only), e.g. ``block_counts=(1, 1, 1, 1)`` for a shallow
+            ResNet of the same family in quick experiments. A config.json cannot rebuild such a model, so no
+            ``last/`` or ``best/`` folder is written for it (``checkpoint.pt`` holds its weights).
+        num_classes: default: the number of training classes.
+        label_names: for list files whose labels are indices: the names, or a file of them.
+        clip_len, frame_interval, crop_size: the clip (crop_size default: the model's input size).
+        epochs, batch_size: ``batch_size`` is per process.
+        lr: used as given; None: the recipe's base lr x global batch / 64.
+        optimizer: ``"sgd"`` or ``"adamw"``; momentum and weight_decay (None: 1e-4 for SGD, 0.05 for AdamW).
+        grad_clip: max gradient norm (0: none).
+        warmup_epochs: linear warm-up from lr / 10 (fractions allowed; capped at ``epochs``).
+        eval_clips: evenly spaced clips per validation video; their softmax scores are averaged.
+        sync_bn: BatchNorm statistics over the global batch (SyncBatchNorm; a CPU version on gloo).
+        amp: bfloat16 autocast.
+        grad_checkpointing: recompute stage activations in the backward pass (less memory, more time).
+        frozen_stages, norm_eval: MMAction2's conventions, passed to the model (see ``I3DNet``).
+        workers: DataLoader workers per process.
+        seed: for the sampler, the augmentations and the classifier's initialisation.
+        deterministic: ``torch.use_deterministic_algorithms(True)`` (needed for a bit-exact resume on GPUs).
+        save_every: also write the checkpoint every this many steps (0: at the end of each epoch only).
+        resume: continue from ``output/checkpoint.pt``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (each process its local GPU) or ``"cuda:N"``.
+        backend: video decoder, as :class:`i3zoo.video.VideoReader`.
+        progress: a tqdm bar on rank 0.
+        float64: train in float64 (slow): float32 rounding in gradients of tiny batches grows step by step,
+            so this is how runs are compared exactly (e.g. two processes against one).
+    """
+
+    train: str
+    output: str
+    model: str = "i3resnet50"
+    val: Optional[str] = None
+    pretrained: bool = True
+    pretrained_cfg_overlay: Optional[Dict[str, Any]] = None
+    inflation: Optional[str] = None
+    model_kwargs: Dict[str, Any] = field(default_factory=dict)
+    num_classes: Optional[int] = None
+    label_names: Union[Sequence[str], str, None] = None
+    clip_len: int = 16
+    frame_interval: int = 1
+    crop_size: Optional[int] = None
+    epochs: int = 1
+    batch_size: int = 8
+    lr: Optional[float] = None
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: Optional[float] = None
+    grad_clip: float = 40.0
+    warmup_epochs: float = 1.0
+    eval_clips: int = 1
+    sync_bn: bool = False
+    amp: bool = False
+    grad_checkpointing: bool = False
+    frozen_stages: int = -1
+    norm_eval: bool = False
+    workers: int = 2
+    seed: int = 0
+    deterministic: bool = False
+    save_every: int = 0
+    resume: bool = False
+    device: str = "auto"
+    backend: str = "auto"
+    progress: bool = True
+    float64: bool = False
+
+    def check(self) -> None:
+        """``ValueError`` for settings that cannot work, before anything is read or built."""
+        for name in ("epochs", "batch_size", "clip_len", "frame_interval", "eval_clips"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        if self.workers < 0 or self.save_every < 0:
+            raise ValueError(f"workers and save_every must be >= 0; got {self.workers}, {self.save_every}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0; got {self.lr}")
+        if self.grad_clip < 0 or self.warmup_epochs < 0:
+            raise ValueError(f"grad_clip and warmup_epochs must be >= 0; got {self.grad_clip}, {self.warmup_epochs}")
+        if self.amp and self.float64:
+            raise ValueError("amp (bfloat16 autocast) and float64 exclude each other")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1; got {self.num_classes}")
+
+
+def default_lr(optimizer: str, global_batch: int) -> float:
+    """The recipe's lr for ``global_batch`` clips: the base lr (per 64 clips) scaled linearly."""
+    return BASE_LR[optimizer] * global_batch / BASE_BATCH
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int) -> float:
+    """Multiplier of the lr at optimizer step ``step`` (0-based): linear from 0.1 to 1 over the warm-up, then
+    cosine from 1 to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return 0.1 + 0.9 * step / warmup_steps
+    decay_steps = max(total_steps - warmup_steps, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps, decay_steps) / decay_steps))
+
+
+# --- model -------------------------------------------------------------------------------------------------
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    kwargs = dict(config.model_kwargs, num_classes=num_classes, frozen_stages=config.frozen_stages,
+                  norm_eval=config.norm_eval)
+    preinflated = config.model.startswith(("hf-hub:", "local-dir:"))
+    if config.inflation is not None and not preinflated:
+        kwargs["inflation"] = config.inflation
+    torch.manual_seed(config.seed)  # the fresh classifier's initialisation
+    model = create_model(config.model, pretrained=config.pretrained,
+                         pretrained_cfg_overlay=config.pretrained_cfg_overlay, **kwargs)
+    if config.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    return model
+
+
+def _parameter_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+# --- evaluation --------------------------------------------------------------------------------------------
+
+def evaluate(model: nn.Module, dataset, processes: Processes, *, batch_size: int, workers: int = 0,
+             amp: bool = False) -> Dict[str, float]:
+    """Top-1 / top-5 accuracy and loss of ``model`` on ``dataset``, every sample counted once.
+
+    Process ``r`` of ``w`` scores samples ``r, r + w, r + 2w, ...`` (a split with no padding, so an uneven
+    split repeats no sample), and the sums are reduced across processes. With several clips per sample
+    (items of shape (K, C, T, H, W)) the softmax scores of the K clips are averaged before ranking; the loss is
+    the negative log of the averaged probability of the true class.
+
+    Returns:
+        ``{"top1", "top5", "loss", "samples"}`` (accuracies in percent), the same on every process.
+    """
+    mine = Subset(dataset, range(processes.rank, len(dataset), processes.world_size))
+    loader = DataLoader(mine, batch_size=batch_size, num_workers=workers)
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64)  # loss, top-1 hits, top-5 hits, samples
+    with torch.inference_mode():
+        for clips, labels in loader:
+            clips = clips.to(processes.device, _parameter_dtype(model), non_blocking=True)
+            labels = labels.to(processes.device)
+            per_sample = clips.shape[1] if clips.dim() == 6 else 1
+            with torch.autocast(processes.device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(clips.flatten(0, 1) if clips.dim() == 6 else clips)
+            probabilities = logits.float().softmax(dim=1).unflatten(0, (-1, per_sample)).mean(dim=1)
+            top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices
+            hits = top == labels[:, None]
+            true_probability = probabilities.gather(1, labels[:, None]).squeeze(1)
+            sums += torch.stack([-true_probability.clamp_min(1e-12).log().sum(), hits[:, 0].sum(),
+                                 hits.any(dim=1).sum(), torch.tensor(len(labels))]).double().cpu()
+    model.train(was_training)
+    sums = all_reduce_sum(processes, sums.to(processes.device)).cpu()
+    samples = int(sums[3])
+    if samples != len(dataset):
+        raise RuntimeError(f"evaluation counted {samples} samples of {len(dataset)}")
+    return {"top1": 100.0 * float(sums[1]) / samples, "top5": 100.0 * float(sums[2]) / samples,
+            "loss": float(sums[0]) / samples, "samples": samples}
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------
+
+def _rng_state(device: torch.device) -> Dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _identity(config: TrainConfig, processes: Processes, num_classes: int, label_names: List[str],
+              steps_per_epoch: int) -> Dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it."""
+    return {"model": config.model, "model_kwargs": {k: list(v) if isinstance(v, tuple) else v
+                                                    for k, v in config.model_kwargs.items()},
+            "num_classes": num_classes, "label_names": label_names, "world_size": processes.world_size,
+            "batch_size": config.batch_size, "steps_per_epoch": steps_per_epoch, "epochs": config.epochs}
+
+
+def _check_identity(saved: Dict[str, Any], current: Dict[str, Any], path: Path) -> None:
+    for key, what in (("model", "model"), ("model_kwargs", "model arguments"), ("num_classes", "number of classes"),
+                      ("label_names", "class names"), ("world_size", "number of processes"),
+                      ("batch_size", "batch size per process"), ("steps_per_epoch", "steps per epoch"),
+                      ("epochs", "number of epochs")):
+        if saved.get(key) != current[key]:
+            hint = (" (the sampler's order and the batches depend on it: resume with the same number of "
+                    "processes, or start a new run from the saved weights)" if key == "world_size" else "")
+            raise ValueError(f"{path} was written for {what} {saved.get(key)!r}; this run has {current[key]!r}"
+                             f"{hint}. It was not loaded.")
+
+
+def _load_checkpoint(path: Path) -> Dict[str, Any]:
+    if not path.is_file():
+        raise ValueError(f"--resume: there is no {path.name} in {path.parent} to continue from")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"--resume: {path} is not a readable checkpoint: {e}") from e
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"--resume: {path} is not an i3zoo training checkpoint ({CHECKPOINT_FORMAT})")
+    return checkpoint
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+@dataclass
+class _EpochSums:
+    """A process's running sums over the current epoch (kept in mid-epoch checkpoints)."""
+
+    loss: float = 0.0
+    correct: int = 0
+    samples: int = 0
+    seconds: float = 0.0
+
+
+def _save_model(model: nn.Module, folder: Path, label_names: List[str], config: TrainConfig) -> None:
+    if not config.model_kwargs:  # see TrainConfig.model_kwargs
+        save_pretrained(model, folder, measure=False, label_names=label_names)
+
+
+def fit(config: TrainConfig) -> Dict[str, Any]:
+    """Fine-tune ``config.model`` on ``config.train``; one process, or every process ``torchrun`` started.
+
+    Writes (rank 0 only): ``checkpoint.pt`` (every epoch and every ``save_every`` steps, atomically),
+    ``metrics.jsonl`` (a line per epoch), ``last/`` and ``best/`` (``save_pretrained`` folders whose
+    ``config.json`` carries the label names).
+
+    Returns:
+        ``{"history": [per-epoch metrics], "best": {...} or None, "output": folder}``.
+
+    Raises:
+        ValueError: bad settings or data (before any training step), or a checkpoint that does not fit.
+    """
+    config.check()
+    processes = start_processes(config.device)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        return _fit(config, processes)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)  # a caller's setting is its own
+        processes.close()
+
+
+def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
+    from tqdm import tqdm
+
+    output = Path(config.output)
+    device = processes.device
+
+    # data, checked before the model is built (the model's transforms need the model's cfg: a meta copy)
+    train_set = open_dataset(config.train, train=True, clip_len=config.clip_len,
+                             frame_interval=config.frame_interval, backend=config.backend, seed=config.seed,
+                             label_names=config.label_names, what="--train")
+    val_set = None
+    if config.val:
+        val_set = open_dataset(config.val, train=False, clip_len=config.clip_len,
+                               frame_interval=config.frame_interval, num_clips=config.eval_clips,
+                               backend=config.backend, label_names=config.label_names, what="--val")
+    num_classes = config.num_classes or len(train_set.classes) or 1 + max(label for _, label in train_set.samples)
+    check_datasets(train_set, val_set, num_classes=num_classes, batch_size=config.batch_size,
+                   world_size=processes.world_size, backend=config.backend)
+    label_names = label_names_of(train_set, num_classes)
+    if len(label_names) != num_classes:
+        raise ValueError(f"--num-classes {num_classes} does not match the {len(label_names)} training classes "
+                         f"({', '.join(label_names[:10])})")
+
+    model = build_model(config, num_classes)
+    train_set.transform = transforms_for(model, train=True, crop_size=config.crop_size)
+    if val_set is not None:
+        val_set.transform = transforms_for(model, crop_size=config.crop_size)
+    minimum = model.min_input_size[0]
+    if config.clip_len < minimum:
+        raise ValueError(f"clip_len {config.clip_len} is below {config.model}'s minimum of {minimum} frames")
+    model.to(device, torch.float64 if config.float64 else None)
+    if config.sync_bn and processes.distributed:
+        convert_sync_batchnorm(model, device)
+    trained = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
+        if processes.distributed else model
+
+    samples = SeededSamples(train_set, config.seed)
+    sampler = ResumableSampler(samples, processes.world_size, processes.rank, seed=config.seed)
+    steps_per_epoch = sampler.num_samples // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    global_batch = config.batch_size * processes.world_size
+    lr = config.lr if config.lr is not None else default_lr(config.optimizer, global_batch)
+    weight_decay = config.weight_decay if config.weight_decay is not None else WEIGHT_DECAY[config.optimizer]
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(parameters, lr=lr, momentum=config.momentum, weight_decay=weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps=total_steps, warmup_steps=warmup_steps))
+    # bfloat16 has float32's range: no loss scaling is needed; the scaler is kept (disabled) so that a
+    # checkpoint has one layout whatever the precision
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+
+    identity = _identity(config, processes, num_classes, label_names, steps_per_epoch)
+    history: List[Dict[str, Any]] = []
+    best: Optional[Dict[str, Any]] = None
+    start_epoch, start_step, global_step = 0, 0, 0
+    sums = _EpochSums()
+    checkpoint_path = output / CHECKPOINT_NAME
+    if config.resume:
+        checkpoint = _load_checkpoint(checkpoint_path)
+        _check_identity(checkpoint["identity"], identity, checkpoint_path)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        mine = checkpoint["processes"][processes.rank]
+        _set_rng_state(mine["rng"], device)
+        sums = _EpochSums(**mine["sums"])
+        start_epoch, start_step, global_step = checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["step"]
+        history, best = list(checkpoint["history"]), checkpoint["best"]
+        del checkpoint
+
+    def save_checkpoint(epoch: int, step_in_epoch: int) -> None:
+        per_process = gather_objects(processes, {"rng": _rng_state(device), "sums": asdict(sums)})
+        if not processes.is_main:
+            return
+        state = {"format": CHECKPOINT_FORMAT, "identity": identity, "model": model.state_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "scaler": scaler.state_dict(), "processes": per_process, "epoch": epoch,
+                 "step_in_epoch": step_in_epoch, "step": global_step, "history": history, "best": best}
+        write_atomically(checkpoint_path, lambda handle: torch.save(state, handle))
+
+    if processes.is_main:
+        output.mkdir(parents=True, exist_ok=True)
+        print(f"i3zoo train: {config.model}, {num_classes} classes, {len(train_set)} training videos"
+              f"{f', {len(val_set)} validation videos' if val_set is not None else ''}; {processes.world_size} "
+              f"process(es) on {device.type}, global batch {global_batch}, lr {lr:g}, {steps_per_epoch} steps "
+              f"per epoch", flush=True)
+
+    loader_generator = torch.Generator().manual_seed(config.seed)  # worker seeds only; items seed themselves
+    for epoch in range(start_epoch, config.epochs):
+        samples.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        first_step = start_step if epoch == start_epoch else 0
+        sampler.set_start(first_step * config.batch_size)
+        if first_step == 0:
+            sums = _EpochSums()
+        loader = DataLoader(samples, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
+                            drop_last=True, pin_memory=device.type == "cuda", generator=loader_generator)
+        trained.train()
+        bar = tqdm(total=steps_per_epoch, initial=first_step, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not (processes.is_main and config.progress), leave=False)
+        started = time.perf_counter()
+        step_in_epoch = first_step
+        for clips, labels in loader:
+            if step_in_epoch >= steps_per_epoch:
+                break
+            clips = clips.to(device, _parameter_dtype(model), non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                logits = trained(clips)
+            loss = F.cross_entropy(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            global_step += 1
+            step_in_epoch += 1
+            sums.loss += loss.item() * len(labels)
+            sums.correct += int((logits.argmax(dim=1) == labels).sum())
+            sums.samples += len(labels)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if config.save_every and global_step % config.save_every == 0 and step_in_epoch < steps_per_epoch:
+                sums.seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                save_checkpoint(epoch, step_in_epoch)
+        bar.close()
+        sums.seconds += time.perf_counter() - started
+
+        reduced = all_reduce_sum(processes, torch.tensor([sums.loss, sums.correct, sums.samples],
+                                                         dtype=torch.float64, device=device)).cpu()
+        seconds = max(s["seconds"] for s in gather_objects(processes, {"seconds": sums.seconds}))
+        line = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": float(reduced[0] / reduced[2]), "train_top1": 100.0 * float(reduced[1] / reduced[2]),
+                "train_clips": int(reduced[2]), "clips_per_s": float(reduced[2]) / max(seconds, 1e-9),
+                "seconds": seconds}
+        if val_set is not None:
+            started = time.perf_counter()
+            metrics = evaluate(model, val_set, processes, batch_size=config.batch_size, workers=config.workers,
+                               amp=config.amp)
+            line.update({f"val_{k}": v for k, v in metrics.items()}, val_seconds=time.perf_counter() - started)
+        history.append(line)
+        is_best = val_set is not None and (best is None or line["val_top1"] > best["val_top1"])
+        if is_best:
+            best = dict(line)
+        sums = _EpochSums()
+        if processes.is_main:
+            write_atomically(output / METRICS_NAME,
+                             lambda handle: handle.write("".join(json.dumps(h) + "\n" for h in history).encode()))
+            _save_model(model, output / "last", label_names, config)
+            if is_best:
+                _save_model(model, output / "best", label_names, config)
+            summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
+            print(f"i3zoo train: {summary}", flush=True)
+        save_checkpoint(epoch + 1, 0)
+        processes.barrier()
+    return {"history": history, "best": best, "output": str(output)}

@@ -1,0 +1,27 @@
+"""The training benchmark runs on a tiny configuration and writes what it prints (no timing assertions:
+machines are noisy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.train import render_markdown
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_benchmark_runs_end_to_end(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--tiny", "--processes", "1", "--precisions", "fp32",
+                             "--device", "cpu",
+                             "--out", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "train.json").read_text())
+    rows = data["rows"]
+    assert [(r["precision"], r["grad_checkpointing"]) for r in rows] == [("fp32", False), ("fp32", True)]
+    assert all(r["clip"] == "4x32x32" and r["processes"] == 1 and "error" not in r for r in rows), rows
+    assert all(r["clips_per_s"] > 0 and r["peak_memory_mb"] > 50 for r in rows)
+    markdown = (tmp_path / "train.md").read_text()
+    assert markdown.strip() == render_markdown(data) and render_markdown(data) in result.stdout
