@@ -250,7 +250,7 @@ def _card_equivalence(arch: str, inflation: str) -> Dict[str, Any]:
     with default_dtype(torch.float64):  # inflate in float64: the figure is then round-off only
         model = create_model(arch, pretrained=True, inflation=inflation,
                              pretrained_cfg_overlay=dict(state_dict=state_dict))
-    result = measure_equivalence(model, state_dict)
+    result = measure_equivalence(model, state_dict, size=32)  # 32x32: the figure is round-off at any size
     result["weights"] = "seeded random 2D weights with randomized BatchNorm statistics (the card is generated offline)"
     return result
 
