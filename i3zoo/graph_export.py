@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from .files import write_atomically
-from .models.layers import output_size
 
 __all__ = ["dynamic_min_frames", "dynamic_frames_step", "export_program", "export_onnx", "ONNX_INPUT", "ONNX_OUTPUT"]
 
@@ -44,7 +43,7 @@ def _time_sizes(path: Iterable, frames: int) -> List[int]:
     for spec in path:
         k, s, p = spec.kernel[0], spec.stride[0], spec.padding[0]
         changed = changed or s != 1 or k - 2 * p != 1
-        frames = output_size(frames, k, s, p, getattr(spec, "ceil_mode", False))
+        frames = spec.output_size(frames, axis=0)  # the spec's own rule (ceil-mode pools round up)
         if changed:
             sizes.append(frames)
     return sizes
@@ -69,7 +68,7 @@ def dynamic_frames_step(model: nn.Module) -> int:
     step = last_ceil_step = 1
     for spec in model.reduction_path():
         step *= spec.stride[0]
-        if getattr(spec, "ceil_mode", False) and (spec.stride[0] != 1 or spec.kernel[0] - 2 * spec.padding[0] != 1):
+        if spec.ceil_mode and (spec.stride[0] != 1 or spec.kernel[0] - 2 * spec.padding[0] != 1):
             last_ceil_step = step
     return last_ceil_step
 

@@ -28,6 +28,10 @@ class LayerSpec:
     padding: Triple = (0, 0, 0)
     ceil_mode: bool = False  # a pool that rounds its output size up (torchvision's GoogLeNet pools)
 
+    def output_size(self, size: int, axis: int) -> int:
+        """How many outputs this layer gives from ``size`` inputs along ``axis`` (0: t, 1: h, 2: w)."""
+        return output_size(size, self.kernel[axis], self.stride[axis], self.padding[axis], self.ceil_mode)
+
 
 def temporal_padding_mode(inflation: str) -> str:
     """The temporal padding an inflation mode needs to keep boring videos exact.
