@@ -36,13 +36,17 @@ __all__ = ["dynamic_min_frames", "dynamic_frames_step", "export_program", "expor
 ONNX_INPUT, ONNX_OUTPUT = "clip", "logits"
 
 
+def _changes_time(spec) -> bool:
+    """Whether a layer (``LayerSpec``) can give another number of frames than it takes."""
+    return spec.stride[0] != 1 or spec.kernel[0] - 2 * spec.padding[0] != 1
+
+
 def _time_sizes(path: Iterable, frames: int) -> List[int]:
     """The number of frames after each layer of ``path`` (``LayerSpec``s: kernel, stride, padding as (t, h, w))
     that changes it, and after every layer that follows."""
     sizes, changed = [], False
     for spec in path:
-        k, s, p = spec.kernel[0], spec.stride[0], spec.padding[0]
-        changed = changed or s != 1 or k - 2 * p != 1
+        changed = changed or _changes_time(spec)
         frames = spec.output_size(frames, axis=0)  # the spec's own rule (ceil-mode pools round up)
         if changed:
             sizes.append(frames)
@@ -68,7 +72,7 @@ def dynamic_frames_step(model: nn.Module) -> int:
     step = last_ceil_step = 1
     for spec in model.reduction_path():
         step *= spec.stride[0]
-        if spec.ceil_mode and (spec.stride[0] != 1 or spec.kernel[0] - 2 * spec.padding[0] != 1):
+        if spec.ceil_mode and _changes_time(spec):
             last_ceil_step = step
     return last_ceil_step
 
