@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import i3zoo
-from i3zoo.train import CHECKPOINT_NAME, METRICS_NAME, TrainConfig, default_lr, fit, lr_factor
+from i3zoo.train import CHECKPOINT_NAME, METRICS_NAME, TENSORBOARD_NAME, TrainConfig, default_lr, fit, lr_factor
 from i3zoo.train.recipe import build_model
 
 from motion_videos import CLASSES, write_motion_dataset
@@ -78,15 +78,29 @@ def test_recipe_defaults_follow_mmaction2():
 
 def test_it_learns_time(motion, tmp_path):
     """Up and down: any one frame is a random texture; only motion tells the class (chance: 50%)."""
+    # Seeds 0-10 on a 2-core EPYC (0-6 with one validation clip): best epoch 95-100%, last 85-100%. With 6 epochs
+    # at lr 1e-3 seeds 1-5 ended at 70-85%: too short a run for a bar that must hold under any CPU's rounding.
     result = fit(TrainConfig(train=str(motion / "learn_train"), val=str(motion / "learn_val"), output=str(tmp_path),
-                             **SHALLOW, **SMALL, epochs=6, batch_size=8, optimizer="adamw", lr=1e-3,
-                             warmup_epochs=0.5))
+                             **SHALLOW, **SMALL, epochs=16, batch_size=8, optimizer="adamw", lr=2e-3,
+                             warmup_epochs=0.5, eval_clips=3, tensorboard=True))
     lines = [json.loads(line) for line in (tmp_path / METRICS_NAME).read_text().splitlines()]
-    assert lines == result["history"] and len(lines) == 6
+    assert lines == result["history"] and len(lines) == 16
     assert {"train_loss", "val_top1", "val_top5", "lr", "clips_per_s", "seconds"} <= set(lines[-1])
     assert lines[-1]["val_samples"] == 20
-    assert lines[-1]["val_top1"] >= 90.0, lines
-    assert result["best"]["val_top1"] >= lines[-1]["val_top1"]
+    assert result["best"] == max(lines, key=lambda line: line["val_top1"])  # the first of the best epochs
+    assert result["best"]["val_top1"] >= 90.0, lines  # the epoch a run keeps as best/
+    assert lines[-1]["val_top1"] >= 80.0, lines  # and it does not fall back to chance (50%) by the end
+
+    # --tensorboard: the same numbers, one scalar series per metrics.jsonl key, step = epoch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(tmp_path / TENSORBOARD_NAME))
+    board.Reload()
+    assert set(board.Tags()["scalars"]) == set(lines[0]) - {"epoch"}
+    for key in ("train_loss", "val_top1", "lr"):
+        events = board.Scalars(key)
+        assert [e.step for e in events] == [line["epoch"] for line in lines]
+        assert [e.value for e in events] == pytest.approx([line[key] for line in lines], rel=1e-6)  # stored as float32
 
 
 # --- two processes, and resume ------------------------------------------------------------------------------

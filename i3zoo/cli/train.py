@@ -52,7 +52,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         sync_bn=args.sync_bn, amp=args.amp, grad_checkpointing=args.grad_checkpointing,
         frozen_stages=args.frozen_stages, norm_eval=args.norm_eval, workers=args.workers, seed=args.seed,
         deterministic=args.deterministic, save_every=args.save_every, resume=args.resume, device=args.device,
-        backend=args.backend, progress=not args.no_progress, float64=args.float64)
+        backend=args.backend, progress=not args.no_progress, float64=args.float64, tensorboard=args.tensorboard)
     fit(config)
     return 0
 
@@ -91,5 +91,7 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     p.add_argument("--nproc", type=int, help="run N processes on this machine through torchrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write the metrics as TensorBoard scalars into OUTPUT/tensorboard (extra: tensorboard)")
     p.add_argument("--float64", action="store_true", help="train in float64 (slow; to compare runs exactly)")
     p.set_defaults(func=_cmd_train)

@@ -12,6 +12,7 @@ of its SlowOnly ImageNet recipes) and a cosine decay to zero, which needs no mil
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import random
@@ -34,9 +35,11 @@ from .data import SeededSamples, check_datasets, label_names_of, open_dataset
 from .distributed import (Processes, ResumableSampler, all_reduce_sum, convert_sync_batchnorm, gather_objects,
                           start_processes)
 
-__all__ = ["TrainConfig", "fit", "evaluate", "lr_factor", "default_lr", "CHECKPOINT_NAME", "METRICS_NAME"]
+__all__ = ["TrainConfig", "fit", "evaluate", "lr_factor", "default_lr", "CHECKPOINT_NAME", "METRICS_NAME",
+           "TENSORBOARD_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+TENSORBOARD_NAME = "tensorboard"
 METRICS_NAME = "metrics.jsonl"
 CHECKPOINT_FORMAT = "i3zoo-train-checkpoint/1"
 #: MMAction2's I3D recipe: lr 0.01 for 8 GPUs x 8 clips
@@ -85,6 +88,8 @@ class TrainConfig:
         progress: a tqdm bar on rank 0.
         float64: train in float64 (slow): float32 rounding in gradients of tiny batches grows step by step,
             so this is how runs are compared exactly (e.g. two processes against one).
+        tensorboard: also write each epoch's metrics as TensorBoard scalars (the names of ``metrics.jsonl``,
+            step = epoch) into ``output/tensorboard`` (rank 0; needs the ``tensorboard`` extra).
     """
 
     train: str
@@ -123,6 +128,7 @@ class TrainConfig:
     backend: str = "auto"
     progress: bool = True
     float64: bool = False
+    tensorboard: bool = False
 
     def check(self) -> None:
         """``ValueError`` for settings that cannot work, before anything is read or built."""
@@ -142,6 +148,8 @@ class TrainConfig:
             raise ValueError("amp (bfloat16 autocast) and float64 exclude each other")
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1; got {self.num_classes}")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("tensorboard logs need the tensorboard package: pip install 'i3zoo[tensorboard]'")
 
 
 def default_lr(optimizer: str, global_batch: int) -> float:
@@ -402,74 +410,89 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
               f"process(es) on {device.type}, global batch {global_batch}, lr {lr:g}, {steps_per_epoch} steps "
               f"per epoch", flush=True)
 
-    loader_generator = torch.Generator().manual_seed(config.seed)  # worker seeds only; items seed themselves
-    for epoch in range(start_epoch, config.epochs):
-        samples.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        first_step = start_step if epoch == start_epoch else 0
-        sampler.set_start(first_step * config.batch_size)
-        if first_step == 0:
-            sums = _EpochSums()
-        loader = DataLoader(samples, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                            drop_last=True, pin_memory=device.type == "cuda", generator=loader_generator)
-        trained.train()
-        bar = tqdm(total=steps_per_epoch, initial=first_step, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (processes.is_main and config.progress), leave=False)
-        started = time.perf_counter()
-        step_in_epoch = first_step
-        for clips, labels in loader:
-            if step_in_epoch >= steps_per_epoch:
-                break
-            clips = clips.to(device, _parameter_dtype(model), non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
-                logits = trained(clips)
-            loss = F.cross_entropy(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            global_step += 1
-            step_in_epoch += 1
-            sums.loss += loss.item() * len(labels)
-            sums.correct += int((logits.argmax(dim=1) == labels).sum())
-            sums.samples += len(labels)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if config.save_every and global_step % config.save_every == 0 and step_in_epoch < steps_per_epoch:
-                sums.seconds += time.perf_counter() - started
-                started = time.perf_counter()
-                save_checkpoint(epoch, step_in_epoch)
-        bar.close()
-        sums.seconds += time.perf_counter() - started
+    board = None
+    if config.tensorboard and processes.is_main:
+        from torch.utils.tensorboard import SummaryWriter
 
-        reduced = all_reduce_sum(processes, torch.tensor([sums.loss, sums.correct, sums.samples],
-                                                         dtype=torch.float64, device=device)).cpu()
-        seconds = max(s["seconds"] for s in gather_objects(processes, {"seconds": sums.seconds}))
-        line = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": float(reduced[0] / reduced[2]), "train_top1": 100.0 * float(reduced[1] / reduced[2]),
-                "train_clips": int(reduced[2]), "clips_per_s": float(reduced[2]) / max(seconds, 1e-9),
-                "seconds": seconds}
-        if val_set is not None:
+        # purge_step: a run killed after writing an epoch's scalars but before its checkpoint writes them again
+        board = SummaryWriter(str(output / TENSORBOARD_NAME), purge_step=start_epoch + 1 if config.resume else None)
+    try:
+        loader_generator = torch.Generator().manual_seed(config.seed)  # worker seeds only; items seed themselves
+        for epoch in range(start_epoch, config.epochs):
+            samples.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            first_step = start_step if epoch == start_epoch else 0
+            sampler.set_start(first_step * config.batch_size)
+            if first_step == 0:
+                sums = _EpochSums()
+            loader = DataLoader(samples, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
+                                drop_last=True, pin_memory=device.type == "cuda", generator=loader_generator)
+            trained.train()
+            bar = tqdm(total=steps_per_epoch, initial=first_step, desc=f"epoch {epoch + 1}/{config.epochs}",
+                       disable=not (processes.is_main and config.progress), leave=False)
             started = time.perf_counter()
-            metrics = evaluate(model, val_set, processes, batch_size=config.batch_size, workers=config.workers,
-                               amp=config.amp)
-            line.update({f"val_{k}": v for k, v in metrics.items()}, val_seconds=time.perf_counter() - started)
-        history.append(line)
-        is_best = val_set is not None and (best is None or line["val_top1"] > best["val_top1"])
-        if is_best:
-            best = dict(line)
-        sums = _EpochSums()
-        if processes.is_main:
-            write_atomically(output / METRICS_NAME,
-                             lambda handle: handle.write("".join(json.dumps(h) + "\n" for h in history).encode()))
-            _save_model(model, output / "last", label_names, config)
+            step_in_epoch = first_step
+            for clips, labels in loader:
+                if step_in_epoch >= steps_per_epoch:
+                    break
+                clips = clips.to(device, _parameter_dtype(model), non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                    logits = trained(clips)
+                loss = F.cross_entropy(logits.float(), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                global_step += 1
+                step_in_epoch += 1
+                sums.loss += loss.item() * len(labels)
+                sums.correct += int((logits.argmax(dim=1) == labels).sum())
+                sums.samples += len(labels)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if config.save_every and global_step % config.save_every == 0 and step_in_epoch < steps_per_epoch:
+                    sums.seconds += time.perf_counter() - started
+                    started = time.perf_counter()
+                    save_checkpoint(epoch, step_in_epoch)
+            bar.close()
+            sums.seconds += time.perf_counter() - started
+
+            reduced = all_reduce_sum(processes, torch.tensor([sums.loss, sums.correct, sums.samples],
+                                                             dtype=torch.float64, device=device)).cpu()
+            seconds = max(s["seconds"] for s in gather_objects(processes, {"seconds": sums.seconds}))
+            line = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
+                    "train_loss": float(reduced[0] / reduced[2]), "train_top1": 100.0 * float(reduced[1] / reduced[2]),
+                    "train_clips": int(reduced[2]), "clips_per_s": float(reduced[2]) / max(seconds, 1e-9),
+                    "seconds": seconds}
+            if val_set is not None:
+                started = time.perf_counter()
+                metrics = evaluate(model, val_set, processes, batch_size=config.batch_size, workers=config.workers,
+                                   amp=config.amp)
+                line.update({f"val_{k}": v for k, v in metrics.items()}, val_seconds=time.perf_counter() - started)
+            history.append(line)
+            is_best = val_set is not None and (best is None or line["val_top1"] > best["val_top1"])
             if is_best:
-                _save_model(model, output / "best", label_names, config)
-            summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
-            print(f"i3zoo train: {summary}", flush=True)
-        save_checkpoint(epoch + 1, 0)
-        processes.barrier()
+                best = dict(line)
+            sums = _EpochSums()
+            if processes.is_main:
+                write_atomically(output / METRICS_NAME,
+                                 lambda handle: handle.write("".join(json.dumps(h) + "\n" for h in history).encode()))
+                _save_model(model, output / "last", label_names, config)
+                if is_best:
+                    _save_model(model, output / "best", label_names, config)
+                if board is not None:
+                    for key, value in line.items():
+                        if key != "epoch":
+                            board.add_scalar(key, value, line["epoch"])
+                    board.flush()
+                summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
+                print(f"i3zoo train: {summary}", flush=True)
+            save_checkpoint(epoch + 1, 0)
+            processes.barrier()
+    finally:
+        if board is not None:
+            board.close()
     return {"history": history, "best": best, "output": str(output)}
