@@ -10,7 +10,7 @@ Then the peak RSS of the real ``i3zoo extract`` command (in a fresh process, its
 on a short and on a long video: streaming reads should make them equal.
 
 Writes ``extract.json`` and ``extract.md`` into ``--out`` (default ``benchmarks/extract_results/<device>-<cpu>``);
-the README's "Video in" block is that ``extract.md`` (``scripts/update_readme.py`` does not know it: copy it).
+the README's "Video in" block is that ``extract.md`` (``python scripts/update_readme.py`` copies it).
 """
 
 from __future__ import annotations

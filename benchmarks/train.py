@@ -115,8 +115,10 @@ def _run_configuration(args: argparse.Namespace, frames: int, size: int, bf16: b
 
 
 def render_markdown(result: Dict) -> str:
-    lines = [f"Training steps of {result['model']} on {result['machine']}, {result['batch_per_process']} clips per "
-             f"process, median of {result['repeats']} steps after {result['warmup']} ({result['date']}):", "",
+    lines = [f"Training steps of {result['model']} on {result['machine']}; torch {result['torch']}; "
+             f"{result['batch_per_process']} clips per process, median of {result['repeats']} steps after "
+             f"{result['warmup']} ({result['date']}). Peak memory: the peak RSS of rank 0's process on the CPU (the "
+             f"Python runtime included), the peak allocated memory on a GPU.", *result["notes"], "",
              "| clip | precision | grad checkpointing | processes | clips/s | peak memory (MB) |",
              "|---|---|---|---|---|---|"]
     for row in result["rows"]:
@@ -135,7 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (two processes: a GPU each)")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"))
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"),
+                        help="default: fp32, and bf16 where the hardware has bfloat16 kernels")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run (1 block per stage, 4x32x32)")
     parser.add_argument("--out", help="results folder (default: benchmarks/train_results/<device>-<name>)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -151,11 +154,22 @@ def main(argv=None) -> int:
 
     from i3zoo.files import write_atomically
 
-    from .run import describe_machine, processor_name
+    from .run import bf16_conv_slowdown, describe_machine, native_bfloat16, processor_name
 
     if args.tiny:
         args.batch_size, args.warmup, args.repeats = 2, 1, 2
     device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    notes = []
+    if args.precisions is None:
+        args.precisions = ["fp32", "bf16"] if native_bfloat16(device) else ["fp32"]
+        if "bf16" not in args.precisions:
+            notes.append(f"bfloat16 autocast not timed: this CPU has no bfloat16 kernels; a small Conv3d (32 channels, "
+                         f"3x3x3 on 8x16x16) took {bf16_conv_slowdown(device):.0f}x longer in bfloat16 than in float32.")
+    if device.type == "cpu" and "OMP_NUM_THREADS" in os.environ:
+        notes.append(f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} for every process.")
+    elif device.type == "cpu" and any(n > 1 for n in args.processes):
+        notes.append(f"On the CPU one process uses {torch.get_num_threads()} threads; torchrun gives each of several "
+                     f"processes one thread (OMP_NUM_THREADS=1).")
     sizes = TINY_SIZES if args.tiny else SIZES
     rows: List[Dict] = []
     with tempfile.TemporaryDirectory(prefix="i3zoo-train-bench-") as scratch:
@@ -167,7 +181,7 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else processor_name()
     out = Path(args.out) if args.out else RESULTS / f"{device.type}-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}"
     result = dict(model=args.model + (" (1 block per stage)" if args.tiny else ""), machine=describe_machine(device),
-                  cpu_threads_per_process=int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())),
+                  torch=torch.__version__, notes=notes,
                   batch_per_process=args.batch_size, warmup=args.warmup, repeats=args.repeats,
                   date=datetime.date.today().isoformat(), rows=rows)
     markdown = render_markdown(result)

@@ -1,7 +1,8 @@
 """Regenerate README.md's model, temporal-design and export tables from the code and its benchmark blocks from
-benchmarks/results/*/.
+benchmarks/{results,extract_results,train_results}/*/.
 
-tests/test_cli.py, tests/test_presets.py, tests/test_export.py and tests/test_benchmark.py check that they are current.
+tests/test_cli.py, tests/test_presets.py, tests/test_export.py and tests/test_*benchmark.py check that they are
+current.
 """
 
 import re
@@ -22,12 +23,16 @@ text = README.read_text()
 new = replace_block(text, "model-table", model_table())
 new = replace_block(new, "design-table", design_table())
 new = replace_block(new, "export-table", export_table())
-for run in sorted(p.parent for p in (ROOT / "benchmarks" / "results").glob("*/results.md")):
-    marker = f"benchmark:{run.name}"
-    if f"<!-- {marker}:start -->" not in new:
-        print(f"benchmarks/results/{run.name} has no block in README.md: add <!-- {marker}:start --> and "
-              f"<!-- {marker}:end --> lines (and its scaling.png) where it belongs, then run this again")
-        continue
-    new = replace_block(new, marker, (run / "results.md").read_text().strip())
+# (marker, results folder, rendered file): each benchmark's committed output, one README block per machine
+BENCHMARK_BLOCKS = (("benchmark", "results", "results.md"), ("extract-benchmark", "extract_results", "extract.md"),
+                    ("train-benchmark", "train_results", "train.md"))
+for tag, folder, rendered in BENCHMARK_BLOCKS:
+    for run in sorted(p.parent for p in (ROOT / "benchmarks" / folder).glob(f"*/{rendered}")):
+        marker = f"{tag}:{run.name}"
+        if f"<!-- {marker}:start -->" not in new:
+            print(f"benchmarks/{folder}/{run.name} has no block in README.md: add <!-- {marker}:start --> and "
+                  f"<!-- {marker}:end --> lines where it belongs, then run this again")
+            continue
+        new = replace_block(new, marker, (run / rendered).read_text().strip())
 README.write_text(new)
 print("README.md", "updated" if new != text else "already current")

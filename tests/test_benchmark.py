@@ -4,7 +4,6 @@ README's performance section is the committed benchmark output."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from benchmarks.naive import naive_3d
 from benchmarks.run import render_markdown, run_settings
 from conftest import seeded_2d_model
+from readme_blocks import check_committed_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -71,19 +71,8 @@ def test_naive_baselines_are_the_same_networks():
         assert ((output - reference).abs().max() / reference.abs().max()).item() <= 1e-5
 
 
-def committed_runs():
-    return sorted(p.parent for p in RESULTS.glob("*/results.json"))
-
-
 def test_readme_performance_section_is_the_committed_benchmark_output():
     readme = (REPO_ROOT / "README.md").read_text()
-    blocks = dict(re.findall(r"<!-- benchmark:([\w.-]+):start -->\n(.*?)\n<!-- benchmark:\1:end -->", readme, re.S))
-    runs = committed_runs()
-    assert runs and sorted(blocks) == [run.name for run in runs]
-    for run in runs:
-        data = json.loads((run / "results.json").read_text())
-        markdown = (run / "results.md").read_text()
-        assert markdown == render_markdown(data), f"{run.name}: results.md is not what its results.json renders to"
-        assert blocks[run.name].strip() == markdown.strip(), f"README's {run.name} block differs from its results.md"
+    for run in check_committed_blocks("benchmark", RESULTS, "results.json", "results.md", render_markdown):
         assert (run / "scaling.png").stat().st_size > 0
         assert f"benchmarks/results/{run.name}/scaling.png" in readme

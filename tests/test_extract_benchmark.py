@@ -4,12 +4,12 @@ noisy), and the README's "Video in" block is the committed benchmark output."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks.extract import RESULTS, render_markdown
+from readme_blocks import check_committed_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,16 +29,7 @@ def test_extract_benchmark_runs_end_to_end(tmp_path):
 
 
 def test_readme_video_in_block_is_the_committed_benchmark_output():
-    readme = (REPO_ROOT / "README.md").read_text()
-    blocks = dict(re.findall(r"<!-- extract-benchmark:([\w.-]+):start -->\n(.*?)\n<!-- extract-benchmark:\1:end -->",
-                             readme, re.S))
-    runs = sorted(p.parent for p in RESULTS.glob("*/extract.json"))
-    assert runs and sorted(blocks) == [run.name for run in runs]
-    for run in runs:
-        data = json.loads((run / "extract.json").read_text())
-        markdown = (run / "extract.md").read_text().strip()
-        assert markdown == render_markdown(data), f"{run.name}: extract.md is not what its extract.json renders to"
-        assert blocks[run.name].strip() == markdown, f"README's {run.name} block differs from its extract.md"
+    check_committed_blocks("extract-benchmark", RESULTS, "extract.json", "extract.md", render_markdown)
 
 
 def test_readme_words_on_the_benchmark_match_its_figures():

@@ -1,5 +1,5 @@
 """The training benchmark runs on a tiny configuration and writes what it prints (no timing assertions:
-machines are noisy)."""
+machines are noisy), and the README's training-speed block is the committed benchmark output."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.train import render_markdown
+from benchmarks.train import RESULTS, render_markdown
+from readme_blocks import check_committed_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,3 +26,7 @@ def test_train_benchmark_runs_end_to_end(tmp_path):
     assert all(r["clips_per_s"] > 0 and r["peak_memory_mb"] > 50 for r in rows)
     markdown = (tmp_path / "train.md").read_text()
     assert markdown.strip() == render_markdown(data) and render_markdown(data) in result.stdout
+
+
+def test_readme_training_speed_block_is_the_committed_benchmark_output():
+    check_committed_blocks("train-benchmark", RESULTS, "train.json", "train.md", render_markdown)
