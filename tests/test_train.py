@@ -156,6 +156,16 @@ def test_two_processes_with_sync_bn_equal_one_and_count_every_sample_once(motion
     top = json.loads(predicted.stdout)["results"][0]["top"]
     assert {t["label"] for t in top} == set(CLASSES)
 
+    # its card says how it was trained, and claims neither ImageNet weights nor the boring-video equivalence
+    card = (two / "last" / "README.md").read_text()
+    assert "fine-tuned on video with `i3zoo train`" in card and "imagenet-1k" not in card.lower()
+    assert "random initialisation" in card and "8 videos of `small_train`" in card
+    assert f"top-1 {two_lines[0]['val_top1']:.2f}%" in card and "on 5 videos of `small_val`, 2 clip(s) each" in card
+    assert "`down`, `up`" in card and "Equivalence guarantee" not in card and str(tmp_path) not in card
+    assert f"| parameters | {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M |" in card  # its 2-way head
+    meta = json.loads((two / "last" / "config.json").read_text())["i3zoo"]
+    assert meta["training"]["epochs"] == 1 and meta["equivalence"]["measured"] is False
+
     # a checkpoint of two processes is not resumed by one
     with pytest.raises(ValueError, match="number of processes 2; this run has 1"):
         fit(_one_process_config(motion, two, batch_size=2, epochs=1, float64=True, resume=True))

@@ -19,7 +19,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -288,9 +288,21 @@ class _EpochSums:
     seconds: float = 0.0
 
 
-def _save_model(model: nn.Module, folder: Path, label_names: List[str], config: TrainConfig) -> None:
-    if not config.model_kwargs:  # see TrainConfig.model_kwargs
-        save_pretrained(model, folder, measure=False, label_names=label_names)
+def _save_model(model: nn.Module, folder: Path, label_names: List[str], config: TrainConfig, line: Dict[str, Any],
+                sizes: Tuple[int, Optional[int]]) -> None:
+    if config.model_kwargs:  # see TrainConfig.model_kwargs
+        return
+    file = (config.pretrained_cfg_overlay or {}).get("file")
+    start = f"`{config.model}`, " + ((f"inflated from the 2D file `{Path(file).name}`" if file else "its weights")
+                                     if config.pretrained else "random initialisation (no pretrained weights)")
+    # folder names only: a card may be published, the trainer's paths are their own
+    validation = (f"top-1 {line['val_top1']:.2f}%, top-5 {line['val_top5']:.2f}% on {sizes[1]} videos of "
+                  f"`{Path(config.val).name}`, {config.eval_clips} clip(s) each, after epoch {line['epoch']}"
+                  if config.val else "none")
+    training = dict(start=start, train=f"{sizes[0]} videos of `{Path(config.train).name}`, clips of "
+                    f"{config.clip_len} frames every {config.frame_interval}", epochs=line["epoch"],
+                    validation=validation)
+    save_pretrained(model, folder, measure=False, label_names=label_names, training=training)
 
 
 def fit(config: TrainConfig) -> Dict[str, Any]:
@@ -480,9 +492,10 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
             if processes.is_main:
                 write_atomically(output / METRICS_NAME,
                                  lambda handle: handle.write("".join(json.dumps(h) + "\n" for h in history).encode()))
-                _save_model(model, output / "last", label_names, config)
+                sizes = (len(train_set), len(val_set) if val_set is not None else None)
+                _save_model(model, output / "last", label_names, config, line, sizes)
                 if is_best:
-                    _save_model(model, output / "best", label_names, config)
+                    _save_model(model, output / "best", label_names, config, line, sizes)
                 if board is not None:
                     for key, value in line.items():
                         if key != "epoch":

@@ -198,6 +198,34 @@ def render_card(
     )
 
 
+def render_finetuned_card(model_id: str, *, inflation: str, num_classes: int, params: int,
+                          label_names: Optional[List[str]], training: Dict[str, Any]) -> str:
+    """The card of weights trained by ``i3zoo train`` from ``model_id`` = ``arch.tag``: what they started from and
+    what they were trained on (``training``: ``start``, ``train``, ``epochs`` and ``validation``, as sentences), and
+    no claim of ImageNet weights or of the boring-video equivalence, which fine-tuning ends."""
+    from huggingface_hub import ModelCardData
+
+    arch, tag = model_id.split(".", 1)
+    facts = model_facts(arch)
+    title = arch_title(base_model_id(arch, tag).split("/", 1)[1].split(".")[0])
+    design = getattr(meta_model(arch), "design", None)
+    front = ModelCardData(library_name="i3zoo", license="other", pipeline_tag="video-classification",
+                          tags=["video-classification", "i3d", "fine-tuned", "timm", _family(arch).removeprefix("i3"),
+                                "pytorch"])
+    names = label_names or []
+    preview = ", ".join(f"`{name}`" for name in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    mt, mh, mw = facts.min_input_size
+    template = resources.files(__package__).joinpath("card_templates/finetuned.md").read_text()
+    return string.Template(template).substitute(
+        front_matter=f"---\n{front.to_yaml()}\n---", title=f"{arch}, fine-tuned ({num_classes} classes)",
+        arch_title=title, start=training["start"], train=training["train"], epochs=training["epochs"],
+        validation=training["validation"], num_classes=num_classes, label_preview=preview or "unnamed",
+        arch=arch, design=design.summary if design is not None else title, params=f"{params / 1e6:.1f} M",
+        gflops=f"{facts.gflops:.1f}", min_input=f"{mt} × {mh} × {mw}", temporal_reduction=facts.temporal_reduction,
+        spatial_reduction=facts.spatial_reduction, inflation=inflation,
+    )
+
+
 def _render_kinetics_card(model_id: str, cfg, *, num_classes: int, source_line: str, title: str) -> str:
     """The card of PyTorchVideo's Kinetics-400 weights: trained 3D weights, converted, not inflated."""
     from huggingface_hub import ModelCardData

@@ -175,7 +175,8 @@ def _check_target(target: Path) -> None:
 
 
 def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, measure: bool = True,
-                    label_names: Optional[Sequence[str]] = None) -> Path:
+                    label_names: Optional[Sequence[str]] = None,
+                    training: Optional[Dict[str, Any]] = None) -> Path:
     """Write ``model`` as a Hub-ready folder: ``model.safetensors``, ``config.json``, ``README.md``.
 
     Atomic as a whole: everything that can fail (measuring the equivalence, reading the 2D source, rendering
@@ -192,6 +193,10 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
     its classes) go into the config's ``pretrained_cfg``, timm's place for them, so that the loaded model
     names its classes.
 
+    ``training`` marks weights trained after inflation (``i3zoo train`` passes it): ``start``, ``train``,
+    ``epochs`` and ``validation``, each a short text for the card, which then describes the fine-tuning and claims
+    neither ImageNet weights nor the equivalence (not measured: fine-tuning ends it); recorded in the config too.
+
     Returns:
         The folder.
     """
@@ -202,7 +207,7 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
     from safetensors.torch import save_file
     from timm.models._hub import save_config_for_hf
 
-    from .cards import render_card
+    from .cards import render_card, render_finetuned_card
     from .verify import measure_equivalence
 
     model = _unwrap(model)
@@ -217,10 +222,21 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
 
     # first everything that can fail, while nothing is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    equivalence = measure_equivalence(model) if measure else {"measured": False, "why": "not asked for"}
+    model_id = f"{model.arch_name}.{model.pretrained_cfg.get('tag')}"
     source_2d = _public_source_2d(model)
-    card = render_card(f"{model.arch_name}.{model.pretrained_cfg.get('tag')}", inflation=model.inflation,
-                       num_classes=model.num_classes, equivalence=equivalence, source_2d=source_2d)
+    if training is not None:
+        missing = {"start", "train", "epochs", "validation"} - set(training)
+        if missing:
+            raise ValueError(f"training needs {', '.join(sorted(missing))}; got {', '.join(sorted(training))}")
+        equivalence = {"measured": False, "why": "weights trained after inflation: the equivalence no longer holds"}
+        card = render_finetuned_card(model_id, inflation=model.inflation, num_classes=model.num_classes,
+                                     params=sum(t.numel() for t in model.parameters()),
+                                     label_names=label_names or model.pretrained_cfg.get("label_names"),
+                                     training=training)
+    else:
+        equivalence = measure_equivalence(model) if measure else {"measured": False, "why": "not asked for"}
+        card = render_card(model_id, inflation=model.inflation, num_classes=model.num_classes,
+                           equivalence=equivalence, source_2d=source_2d)
     with tempfile.TemporaryDirectory(prefix="i3zoo-config-") as scratch:
         timm_config = Path(scratch) / CONFIG_NAME
         # timm keeps label_names only when the cfg's num_classes is the model's: say both
@@ -245,6 +261,8 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
             save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
             config["i3zoo"] = dict(format_version=FORMAT_VERSION, **model.video_facts(), source_2d=source_2d,
                                    weights_sha256=sha256_of(staging / WEIGHTS_NAME), equivalence=equivalence)
+            if training is not None:
+                config["i3zoo"]["training"] = dict(training)
             (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
             (staging / CARD_NAME).write_text(card, encoding="utf-8")
             if not target.exists():
