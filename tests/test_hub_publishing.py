@@ -198,3 +198,35 @@ def test_push_command_prints_progress_and_the_record(tmp_path, checkpoint_2d):
     assert "[i3densenet121.tv_in1k] inflating" in out and f"uploading to {REPO} (private)" in out
     assert f'revision="{head}", sha256="{sha}"' in out
     assert TOKEN not in out + result.stderr
+
+
+def test_push_uploads_a_fine_tuned_folder_as_saved(tmp_path):
+    """``i3zoo push local-dir:DIR`` (what ``i3zoo train`` writes as ``best/``): the same bytes arrive, and the
+    Hub copy loads with its class names; a folder that does not load is refused before any upload."""
+    torch.manual_seed(0)
+    trained = i3zoo.create_model("i3resnet18", num_classes=3).eval()
+    folder = i3zoo.save_pretrained(trained, tmp_path / "best", label_names=["jump", "run", "swim"],
+                                   training=dict(start="`i3resnet18`, random initialisation", train="6 videos of `t`",
+                                                 epochs=2, validation="none"))
+    repo = "i3zoo-test/fine-tuned"
+    with HubStandIn() as hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+        env.update(hub.env(tmp_path / "hf"), HF_TOKEN=TOKEN)
+        push = [sys.executable, "-m", "i3zoo", "push", f"local-dir:{folder}", "--repo", repo]
+        result = subprocess.run(push, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert f"uploading {folder} to {repo}" in result.stdout and f'hf-hub:{repo}' in result.stdout
+        assert hub.files(repo) == {p.name: p.read_bytes() for p in folder.iterdir()}
+        loaded = load_in_fresh_process(f"hf-hub:{repo}", hub.env(tmp_path / "hf2"), tmp_path / "logits.pt")
+        assert loaded.returncode == 0, loaded.stderr
+        with torch.no_grad():
+            assert torch.equal(torch.load(tmp_path / "logits.pt"), trained(clip()))
+
+        (folder / WEIGHTS_NAME).write_bytes((folder / WEIGHTS_NAME).read_bytes()[:-8])  # a damaged folder
+        refused = subprocess.run([*push[:-1], "i3zoo-test/damaged"], env=env, capture_output=True, text=True,
+                                 timeout=600)
+        assert refused.returncode != 0 and "is not a loadable saved folder" in refused.stderr
+        assert "i3zoo-test/damaged" not in hub.repos()
+    both = subprocess.run([sys.executable, "-m", "i3zoo", "push", f"local-dir:{folder}", "--all", "--repo", "x"],
+                          capture_output=True, text=True, timeout=300)
+    assert both.returncode != 0 and "uploaded alone and as saved" in both.stderr

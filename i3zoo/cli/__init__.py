@@ -6,6 +6,7 @@
     i3zoo verify --all --images DIR ... on your own photos instead of synthetic images
     i3zoo export i3resnet50.tv_in1k --out DIR           inflate and save a Hub-ready folder
     i3zoo push i3resnet50.tv_in1k --repo ORG/NAME       ... and upload it (token: HF_TOKEN or a login)
+    i3zoo push local-dir:run/best --repo ORG/NAME       upload a saved (e.g. fine-tuned) folder as it is
     i3zoo extract videos/ --model i3resnet50 --out feats/  features of sliding windows, one file per video
     i3zoo predict clip.mp4 --model i3resnet50.tv_in1k      top-k labels per video, averaged over clips
     i3zoo export-onnx --model i3resnet50.tv_in1k --out m.onnx  one ONNX file, dynamic batch and clip length

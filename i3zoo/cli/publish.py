@@ -1,4 +1,5 @@
-"""``i3zoo export`` and ``i3zoo push``: inflate arch.tag models, save them as Hub-ready folders, upload them."""
+"""``i3zoo export`` and ``i3zoo push``: inflate arch.tag models, save them as Hub-ready folders, upload them;
+``i3zoo push local-dir:DIR`` uploads a folder already saved (a fine-tuned ``best/``) as it is."""
 
 from __future__ import annotations
 
@@ -51,12 +52,38 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push_folder(name: str, args: argparse.Namespace) -> int:
+    """Upload a saved folder (``i3zoo train``'s ``best/``, ``i3zoo export``'s output) as it is, once it loads."""
+    from ..registry import create_model
+    from ..weights.checkpoints import CheckpointError
+    from ..weights.hub import upload_saved
+
+    if args.all or len(args.names) > 1 or args.file:
+        raise SystemExit("i3zoo push: a local-dir: folder is uploaded alone and as saved; it takes no --all, --file "
+                         "or other names")
+    folder = Path(name.removeprefix("local-dir:"))
+    try:  # the same checks as any user's load: a complete folder whose weights match their sha256
+        create_model(name, pretrained=True)
+    except (CheckpointError, OSError, ValueError) as e:
+        raise SystemExit(f"i3zoo push: {folder} is not a loadable saved folder: {' '.join(str(e).split())}")
+    print(f"[{folder.name}] uploading {folder} to {args.repo}{' (private)' if args.private else ''}"
+          f"{' on ' + args.revision if args.revision else ''}", flush=True)
+    commit = upload_saved(folder, args.repo, private=args.private, revision=args.revision, endpoint=args.endpoint,
+                          commit_message=f"Add {folder.name} (i3zoo)")
+    print(f"[{folder.name}] pushed: commit {commit.oid}; load it with "
+          f"i3zoo.create_model(\"hf-hub:{args.repo}\", pretrained=True)")
+    return 0
+
+
 def _cmd_push(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
     from ..weights.hub import CONFIG_NAME, save_pretrained, upload_saved
 
+    folders = [name for name in args.names if name.startswith("local-dir:")]
+    if folders:
+        return _push_folder(folders[0], args)
     names = _tagged_names(args)
     if args.all and "/" in args.repo:
         raise SystemExit("i3zoo push --all: --repo is the namespace (user or org); each tag goes to NAMESPACE/arch.tag")
@@ -80,10 +107,12 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     for command, func, help_text in (
         ("export", _cmd_export, "inflate arch.tag models and save them as Hub-ready folders (offline)"),
-        ("push", _cmd_push, "inflate arch.tag models and upload them to the Hugging Face Hub"),
+        ("push", _cmd_push, "inflate arch.tag models and upload them to the Hugging Face Hub, or upload a "
+                            "saved folder (local-dir:DIR, e.g. i3zoo train's best/) as it is"),
     ):
         p = sub.add_parser(command, help=help_text)
-        p.add_argument("names", nargs="*", metavar="NAME.TAG", help="e.g. i3resnet50.tv_in1k")
+        p.add_argument("names", nargs="*", metavar="NAME.TAG",
+                       help="e.g. i3resnet50.tv_in1k" + (", or local-dir:DIR" if command == "push" else ""))
         p.add_argument("--all", action="store_true", help="every registered arch.tag")
         p.add_argument("--inflation", default="center", choices=INFLATION_MODES)
         p.add_argument("--file", metavar="PATH", help="a local copy of the 2D weights (.pth or .safetensors)")
