@@ -263,3 +263,22 @@ def test_bad_input_is_refused_before_training(motion, tmp_path):
     with pytest.raises(ValueError, match=r"global batch .* larger than the training set \(8 videos\)"):
         fit(_bad_config(motion / "small_train", tmp_path, batch_size=9))
     assert not (tmp_path / "out").exists()  # nothing was written
+
+
+def test_an_unreadable_video_is_reported_and_the_run_goes_on(motion, tmp_path, capfd):
+    """One corrupt file among readable ones, in training and in validation: named, left out, counted."""
+    train, val = tmp_path / "train", tmp_path / "val"
+    for source, target in ((motion / "small_train", train), (motion / "small_val", val)):
+        for video in source.rglob("*.mp4"):
+            (target / video.parent.name).mkdir(parents=True, exist_ok=True)
+            (target / video.parent.name / video.name).write_bytes(video.read_bytes())
+        (target / CLASSES[1] / "zz_truncated.mp4").write_bytes(
+            next((source / CLASSES[1]).iterdir()).read_bytes()[:300])
+    result = fit(_bad_config(train, tmp_path, val=str(val), batch_size=3, epochs=2, workers=2))  # as users run
+    err = capfd.readouterr().err
+    for target, what in ((train, "training"), (val, "validation")):
+        assert f"skipped an unreadable {what} video, {target / CLASSES[1] / 'zz_truncated.mp4'}:" in err
+    for line in result["history"]:
+        # 9 training videos, 3 steps of 3: the bad one is met once an epoch; 6 validation videos, 5 read
+        assert (line["train_clips"], line["train_skipped"]) == (8, 1)
+        assert (line["val_samples"], line["val_skipped"]) == (5, 1)

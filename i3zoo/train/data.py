@@ -9,15 +9,17 @@ or workers, nor on where a run was interrupted and resumed.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from ..video import VideoError, VideoFolder, VideoList, VideoReader
 
-__all__ = ["open_dataset", "SeededSamples", "check_datasets", "label_names_of"]
+__all__ = ["open_dataset", "SeededSamples", "ReportUnreadable", "Unreadable", "collate_readable", "check_datasets",
+           "label_names_of"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -37,6 +39,45 @@ def open_dataset(path: PathLike, *, train: bool, clip_len: int, frame_interval: 
         return VideoList(path, clip_len, frame_interval, label_names=label_names, **common)
     raise ValueError(f"{what} {path}: no such folder or list file (give a folder of class folders or a "
                      "'path,label' list file)")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """In place of a clip whose video could not be read: left out of its batch and reported by the trainer."""
+
+    path: str
+    reason: str
+
+
+def read_or_report(dataset, index: int):
+    """``dataset[index]``, or ``(Unreadable, label)`` when its video cannot be read (a long run goes on)."""
+    try:
+        return dataset[index]
+    except VideoError as e:
+        return Unreadable(e.path, e.reason), dataset.samples[index][1]
+
+
+class ReportUnreadable(Dataset):
+    """``dataset`` whose unreadable items come as ``(Unreadable, label)`` (see :func:`read_or_report`)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return read_or_report(self.dataset, index)
+
+
+def collate_readable(items) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], List[Unreadable]]:
+    """``(clips, labels, unreadable)``: the batch of the readable items (None if there is none) and the others."""
+    unreadable = [clip for clip, _ in items if isinstance(clip, Unreadable)]
+    readable = [item for item in items if not isinstance(item[0], Unreadable)]
+    if not readable:
+        return None, None, unreadable
+    clips, labels = default_collate(readable)
+    return clips, labels, unreadable
 
 
 class SeededSamples(Dataset):
@@ -60,7 +101,7 @@ class SeededSamples(Dataset):
     def __getitem__(self, index: int):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed((self.seed * 1_000_003 + self.epoch * 10_007 + index) & 0x7FFF_FFFF_FFFF)
-            return self.dataset[index]
+            return read_or_report(self.dataset, index)
 
 
 def label_names_of(dataset, num_classes: int) -> List[str]:
@@ -90,7 +131,9 @@ def check_datasets(train, val, *, num_classes: int, batch_size: int, world_size:
     * validation classes that are not the training classes;
     * a global batch (``batch_size`` x ``world_size``) larger than the training set.
 
-    A single unreadable video among readable ones is not caught here: its error names the file when it is met.
+    A single unreadable video among readable ones is not caught here (that would mean opening every file before
+    the first step): when it is met, it is left out of its batch and reported by name, and the run goes on
+    (``train_skipped`` / ``val_skipped`` in the metrics).
     """
     for name, dataset in (("--train", train), ("--val", val)):
         if dataset is None:

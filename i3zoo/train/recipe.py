@@ -16,6 +16,7 @@ import importlib.util
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from ..files import write_atomically
 from ..registry import create_model
 from ..video import transforms_for
 from ..weights.hub import save_pretrained
-from .data import SeededSamples, check_datasets, label_names_of, open_dataset
+from .data import (ReportUnreadable, SeededSamples, Unreadable, check_datasets, collate_readable, label_names_of,
+                   open_dataset)
 from .distributed import (Processes, ResumableSampler, all_reduce_sum, convert_sync_batchnorm, gather_objects,
                           start_processes)
 
@@ -186,6 +188,13 @@ def _parameter_dtype(model: nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
+def report_unreadable(unreadable: List[Unreadable], what: str) -> None:
+    """Name each unreadable video on stderr (every process reports the ones it met)."""
+    for item in unreadable:
+        print(f"i3zoo train: skipped an unreadable {what} video, {item.path}: {item.reason}", file=sys.stderr,
+              flush=True)
+
+
 # --- evaluation --------------------------------------------------------------------------------------------
 
 def evaluate(model: nn.Module, dataset, processes: Processes, *, batch_size: int, workers: int = 0,
@@ -197,16 +206,22 @@ def evaluate(model: nn.Module, dataset, processes: Processes, *, batch_size: int
     (items of shape (K, C, T, H, W)) the softmax scores of the K clips are averaged before ranking; the loss is
     the negative log of the averaged probability of the true class.
 
+    A video that cannot be read is reported by name and left out (``skipped``); the others are scored.
+
     Returns:
-        ``{"top1", "top5", "loss", "samples"}`` (accuracies in percent), the same on every process.
+        ``{"top1", "top5", "loss", "samples", "skipped"}`` (accuracies in percent), the same on every process.
     """
-    mine = Subset(dataset, range(processes.rank, len(dataset), processes.world_size))
-    loader = DataLoader(mine, batch_size=batch_size, num_workers=workers)
+    mine = Subset(ReportUnreadable(dataset), range(processes.rank, len(dataset), processes.world_size))
+    loader = DataLoader(mine, batch_size=batch_size, num_workers=workers, collate_fn=collate_readable)
     was_training = model.training
     model.eval()
-    sums = torch.zeros(4, dtype=torch.float64)  # loss, top-1 hits, top-5 hits, samples
+    sums = torch.zeros(5, dtype=torch.float64)  # loss, top-1 hits, top-5 hits, samples, unreadable
     with torch.inference_mode():
-        for clips, labels in loader:
+        for clips, labels, unreadable in loader:
+            report_unreadable(unreadable, "validation")
+            sums[4] += len(unreadable)
+            if clips is None:
+                continue
             clips = clips.to(processes.device, _parameter_dtype(model), non_blocking=True)
             labels = labels.to(processes.device)
             per_sample = clips.shape[1] if clips.dim() == 6 else 1
@@ -216,15 +231,17 @@ def evaluate(model: nn.Module, dataset, processes: Processes, *, batch_size: int
             top = probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices
             hits = top == labels[:, None]
             true_probability = probabilities.gather(1, labels[:, None]).squeeze(1)
-            sums += torch.stack([-true_probability.clamp_min(1e-12).log().sum(), hits[:, 0].sum(),
-                                 hits.any(dim=1).sum(), torch.tensor(len(labels))]).double().cpu()
+            sums[:4] += torch.stack([-true_probability.clamp_min(1e-12).log().sum(), hits[:, 0].sum(),
+                                     hits.any(dim=1).sum(), torch.tensor(len(labels))]).double().cpu()
     model.train(was_training)
     sums = all_reduce_sum(processes, sums.to(processes.device)).cpu()
-    samples = int(sums[3])
-    if samples != len(dataset):
-        raise RuntimeError(f"evaluation counted {samples} samples of {len(dataset)}")
+    samples, skipped = int(sums[3]), int(sums[4])
+    if samples + skipped != len(dataset):
+        raise RuntimeError(f"evaluation counted {samples} samples and {skipped} unreadable of {len(dataset)}")
+    if not samples:
+        raise ValueError(f"none of the {len(dataset)} validation videos could be read (see the messages above)")
     return {"top1": 100.0 * float(sums[1]) / samples, "top5": 100.0 * float(sums[2]) / samples,
-            "loss": float(sums[0]) / samples, "samples": samples}
+            "loss": float(sums[0]) / samples, "samples": samples, "skipped": skipped}
 
 
 # --- checkpoints -------------------------------------------------------------------------------------------
@@ -286,6 +303,7 @@ class _EpochSums:
     correct: int = 0
     samples: int = 0
     seconds: float = 0.0
+    skipped: int = 0  # unreadable videos met (reported, left out of their batches)
 
 
 def _save_model(model: nn.Module, folder: Path, label_names: List[str], config: TrainConfig, line: Dict[str, Any],
@@ -438,15 +456,22 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
             if first_step == 0:
                 sums = _EpochSums()
             loader = DataLoader(samples, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                                drop_last=True, pin_memory=device.type == "cuda", generator=loader_generator)
+                                drop_last=True, pin_memory=device.type == "cuda", generator=loader_generator,
+                                collate_fn=collate_readable)
             trained.train()
             bar = tqdm(total=steps_per_epoch, initial=first_step, desc=f"epoch {epoch + 1}/{config.epochs}",
                        disable=not (processes.is_main and config.progress), leave=False)
             started = time.perf_counter()
             step_in_epoch = first_step
-            for clips, labels in loader:
+            for clips, labels, unreadable in loader:
                 if step_in_epoch >= steps_per_epoch:
                     break
+                report_unreadable(unreadable, "training")
+                sums.skipped += len(unreadable)
+                if clips is None:  # every process must step together (DDP): no batch, no step anywhere
+                    names = ", ".join(item.path for item in unreadable)
+                    raise ValueError(f"no video of a whole training batch could be read ({names}); remove the "
+                                     "unreadable files, or use a larger --batch-size")
                 clips = clips.to(device, _parameter_dtype(model), non_blocking=True)
                 labels = labels.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
@@ -472,12 +497,13 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
             bar.close()
             sums.seconds += time.perf_counter() - started
 
-            reduced = all_reduce_sum(processes, torch.tensor([sums.loss, sums.correct, sums.samples],
+            reduced = all_reduce_sum(processes, torch.tensor([sums.loss, sums.correct, sums.samples, sums.skipped],
                                                              dtype=torch.float64, device=device)).cpu()
             seconds = max(s["seconds"] for s in gather_objects(processes, {"seconds": sums.seconds}))
             line = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
                     "train_loss": float(reduced[0] / reduced[2]), "train_top1": 100.0 * float(reduced[1] / reduced[2]),
-                    "train_clips": int(reduced[2]), "clips_per_s": float(reduced[2]) / max(seconds, 1e-9),
+                    "train_clips": int(reduced[2]), "train_skipped": int(reduced[3]),
+                    "clips_per_s": float(reduced[2]) / max(seconds, 1e-9),
                     "seconds": seconds}
             if val_set is not None:
                 started = time.perf_counter()
