@@ -164,6 +164,23 @@ def test_a_pytorchvideo_checkpoint_with_another_class_count_keeps_the_backbone(p
     assert torch.equal(model.layer4[2].conv2.weight, expected)
 
 
+def test_kinetics_weights_take_optical_flow_as_timm_adapts_a_stem(pyth):
+    """in_chans=2 from a 3D RGB checkpoint: timm's rule on the channel axis (red and green x 3/2, blue dropped),
+    so a flow clip (u, v) gives the RGB model's output on (3/2 u, 3/2 v, 0)."""
+    overlay = dict(file=str(pyth("slowonly")))
+    rgb = i3zoo.create_model("i3resnet50_slowonly.ptv_k400", pretrained=True, pretrained_cfg_overlay=overlay).eval()
+    flow = i3zoo.create_model("i3resnet50_slowonly.ptv_k400", pretrained=True, in_chans=2,
+                              pretrained_cfg_overlay=overlay).eval()
+    kernel = _state_dict("slowonly")["blocks.0.conv.weight"]
+    assert torch.equal(flow.conv1.weight, kernel[:, :2] * 1.5)
+    x = torch.randn(1, 2, 8, 64, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    # in float64, so that only the adapted kernel's rounding is left: timm computes w x 3/2 in float32, where it
+    # can need one bit more than float32 has (measured: 8e-7 relative on the logits)
+    with torch.no_grad():
+        torch.testing.assert_close(flow.double()(x), rgb.double()(torch.cat([1.5 * x, 0 * x[:, :1]], dim=1)),
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_pytorchvideo_weights_refuse_mean_inflation_padding(pyth):
     with pytest.raises(ValueError, match="zero temporal padding.*inflation='center'"):
         i3zoo.create_model("i3resnet50_i3d.ptv_k400", pretrained=True, inflation="mean",

@@ -139,8 +139,11 @@ def fill_model(model: nn.Module, state_dict: Dict[str, torch.Tensor], pretrained
     # the model's own layer names, never a (possibly tampered) config's
     first_conv, classifier = model.first_conv_name, model.classifier_name
     first_kernel = state_dict.get(f"{first_conv}.weight")
-    if model.in_chans != 3 and first_kernel is not None and first_kernel.dim() == 4:
-        state_dict[f"{first_conv}.weight"] = adapt_input_conv(model.in_chans, first_kernel)
+    if first_kernel is not None and first_kernel.dim() in (4, 5) and first_kernel.shape[1] == 3 != model.in_chans:
+        # RGB weights (2D, or trained 3D ones such as Kinetics) for other channels: timm's rule acts on the
+        # channel axis alone, so a 3D kernel is adapted with its (T, H, W) taps flattened into timm's (H, W)
+        adapted = adapt_input_conv(model.in_chans, first_kernel.flatten(3))
+        state_dict[f"{first_conv}.weight"] = adapted.unflatten(3, first_kernel.shape[3:])
     target = {k: v.shape for k, v in model_state.items()}
     # a classifier is kept when the weights have one of the model's size (a fine-tuned 2D checkpoint keeps its
     # head); the count is read from the weights, not from a cfg that could claim another
@@ -233,6 +236,9 @@ def _from_pytorchvideo(model: nn.Module, state_dict, pretrained_cfg: Dict[str, A
                          f"inflation={model.inflation!r} would pad by repeating frames. Use inflation='center'")
     classifier = model.classifier_name
     target = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(classifier + ".")}
+    first = f"{model.first_conv_name}.weight"
+    if model.in_chans != 3:  # the checkpoint's stem takes RGB; fill_model adapts it to in_chans afterwards
+        target[first] = torch.Size((target[first][0], 3, *target[first][2:]))
     rows = next((v.shape[0] for k, v in state_dict.items() if k.endswith(".proj.bias")), 0)
     target.update({f"{classifier}.weight": (rows, model.num_features), f"{classifier}.bias": (rows,)})
     try:
