@@ -184,8 +184,8 @@ def test_ctrl_c_during_a_download_leaves_no_partial_file(tmp_path):
         process = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(f"""
                 import signal
-                # as a shell starts a program: Ctrl-C neither ignored nor blocked, whatever the test process left
-                # (in two full CI runs the child never reacted to SIGINT; alone, it always does)
+                # as an interactive shell starts a program: a test run started in the background by a
+                # non-interactive shell has SIGINT ignored (POSIX), and its children inherit that
                 inherited = [line.split()[1] for line in open("/proc/self/status") if line.startswith(("SigIgn",
                                                                                                         "SigBlk"))]
                 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -203,22 +203,12 @@ def test_ctrl_c_during_a_download_leaves_no_partial_file(tmp_path):
         while not any(".tmp-" in p.name for p in folder.glob(".*")) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert any(".tmp-" in p.name for p in folder.glob(".*")), "the download never started"
-        # Ctrl-C as a user presses it: again if the first is not seen (the process has a second native thread,
-        # from torch's import, which the kernel may pick for a process-directed SIGINT)
-        for _ in range(30):
-            process.send_signal(signal.SIGINT)
-            try:
-                _, err = process.communicate(timeout=2)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        else:
-            state = {task.name: ((task / "status").read_text().split("SigQ:")[1][:400], (task / "wchan").read_text())
-                     for task in Path(f"/proc/{process.pid}/task").iterdir()}
+        process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
             process.kill()
-            _, err = process.communicate()
-            raise AssertionError(f"the download ignored 30 Ctrl-C in 60 s; started with {started}; threads: {state}; "
-                                 f"stderr: {err[-3000:]}")
+            raise AssertionError(f"the download ignored Ctrl-C for 60 s; started with {started}") from None
     assert "KeyboardInterrupt" in err
     assert _cache_leftovers(home) == []
 
