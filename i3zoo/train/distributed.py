@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
 __all__ = ["Processes", "start_processes", "CpuSyncBatchNorm", "convert_sync_batchnorm", "ResumableSampler",
-           "gather_objects", "all_reduce_sum", "broadcast_object"]
+           "gather_objects", "all_reduce_sum"]
 
 
 @dataclass
@@ -108,7 +108,8 @@ class CpuSyncBatchNorm(nn.BatchNorm3d):
 
     ``torch.nn.SyncBatchNorm`` refuses CPU tensors ("expected input tensor to be on GPU"), and the recipe's
     CPU runs (and its two-processes-equal-one test) need the same statistics. Sums are reduced by a
-    differentiable all-reduce, so the backward pass reduces the gradient terms of the statistics too. Same parameters and buffers as BatchNorm3d (same state dict).
+    differentiable all-reduce, so the backward pass reduces the gradient terms of the statistics too. Same
+    parameters and buffers as BatchNorm3d (same state dict).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,12 +197,3 @@ def all_reduce_sum(processes: Processes, tensor: torch.Tensor) -> torch.Tensor:
     if processes.distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
-
-
-def broadcast_object(processes: Processes, value, source: int = 0):
-    if not processes.distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=source)
-    return box[0]
-

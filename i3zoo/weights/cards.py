@@ -41,14 +41,14 @@ def base_model_id(arch: str, tag: str) -> str:
     return f"timm/{torchvision_arch_of(arch)}.{tag}"
 
 
-def _front_matter(arch: str, tag: str, license: str, *, registered_source: bool) -> str:
+def _front_matter(arch: str, tag: str, license: str, *, registered_source: bool, fine_tuned: bool = False) -> str:
     from huggingface_hub import ModelCardData
 
     family = _family(arch).removeprefix("i3")
     data = ModelCardData(
         library_name="i3zoo",
         license=license,
-        tags=["video-classification", "i3d", "inflated", "timm", family, "pytorch"],
+        tags=["video-classification", "i3d", "fine-tuned" if fine_tuned else "inflated", "timm", family, "pytorch"],
         # weights from some other 2D file claim neither torchvision's data set nor its model
         datasets=["imagenet-1k"] if registered_source else None,
         pipeline_tag="video-classification",
@@ -136,10 +136,12 @@ def render_card(
     """The model card (README.md) of ``model_id`` = ``arch.tag``."""
     from timm.models import get_pretrained_cfg
 
+    from .verify import torchvision_arch_of
+
     arch, tag = model_id.split(".", 1)
     cfg = get_pretrained_cfg(model_id)
     facts = model_facts(arch)
-    torchvision_name = base_model_id(arch, tag).split("/", 1)[1].split(".")[0]
+    torchvision_name = torchvision_arch_of(arch)
     title = arch_title(torchvision_name)
     source_2d = source_2d or {}
     sha = source_2d.get("sha256")
@@ -203,21 +205,19 @@ def render_finetuned_card(model_id: str, *, inflation: str, num_classes: int, pa
     """The card of weights trained by ``i3zoo train`` from ``model_id`` = ``arch.tag``: what they started from and
     what they were trained on (``training``: ``start``, ``train``, ``epochs`` and ``validation``, as sentences), and
     no claim of ImageNet weights or of the boring-video equivalence, which fine-tuning ends."""
-    from huggingface_hub import ModelCardData
+    from .verify import torchvision_arch_of
 
     arch, tag = model_id.split(".", 1)
     facts = model_facts(arch)
-    title = arch_title(base_model_id(arch, tag).split("/", 1)[1].split(".")[0])
+    title = arch_title(torchvision_arch_of(arch))
     design = getattr(meta_model(arch), "design", None)
-    front = ModelCardData(library_name="i3zoo", license="other", pipeline_tag="video-classification",
-                          tags=["video-classification", "i3d", "fine-tuned", "timm", _family(arch).removeprefix("i3"),
-                                "pytorch"])
     names = label_names or []
     preview = ", ".join(f"`{name}`" for name in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
     mt, mh, mw = facts.min_input_size
     template = resources.files(__package__).joinpath("card_templates/finetuned.md").read_text()
     return string.Template(template).substitute(
-        front_matter=f"---\n{front.to_yaml()}\n---", title=f"{arch}, fine-tuned ({num_classes} classes)",
+        front_matter=_front_matter(arch, tag, "other", registered_source=False, fine_tuned=True),
+        title=f"{arch}, fine-tuned ({num_classes} classes)",
         arch_title=title, start=training["start"], train=training["train"], epochs=training["epochs"],
         validation=training["validation"], num_classes=num_classes, label_preview=preview or "unnamed",
         arch=arch, design=design.summary if design is not None else title, params=f"{params / 1e6:.1f} M",
