@@ -13,7 +13,8 @@ dependencies = ["torch", "torchvision", "timm", "huggingface_hub", "safetensors"
 import i3zoo as _i3zoo  # noqa: E402  (torch.hub reads `dependencies` before importing anything else)
 
 _RESNET_INPUT = "Input: float (N, 3, T, H, W) clips, ImageNet-normalized; any T >= 1. Output: (N, num_classes)."
-_DENSENET_INPUT = "Input: float (N, 3, T, H, W) clips, ImageNet-normalized; T >= 8, H, W >= 29. Output: (N, num_classes)."
+_DENSENET_INPUT = ("Input: float (N, 3, T, H, W) clips, ImageNet-normalized; T >= 8, H, W >= 29. "
+                   "Output: (N, num_classes).")
 
 
 def _create(name, pretrained, kwargs):

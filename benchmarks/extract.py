@@ -95,7 +95,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.tiny:
         args.clip_len, args.crop_size, args.videos, args.seconds, args.long_seconds, args.repeats = 2, 32, 1, 1, 3, 1
-    out = Path(args.out) if args.out else RESULTS / f"cpu-{re.sub(r'[^a-z0-9]+', '-', processor_name().lower()).strip('-')}"
+    machine = re.sub(r'[^a-z0-9]+', '-', processor_name().lower()).strip('-')
+    out = Path(args.out) if args.out else RESULTS / f"cpu-{machine}"
     torch.manual_seed(0)
     state_dict = seeded_2d_state_dict(torchvision_arch_of(args.model))  # speed does not depend on the weights
     model = i3zoo.create_model(args.model, pretrained=True, pretrained_cfg_overlay=dict(state_dict=state_dict)).eval()

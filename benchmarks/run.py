@@ -122,7 +122,8 @@ def bf16_conv_slowdown(device: torch.device) -> float:
     """Time of one small Conv3d (32 -> 32 channels, 3x3x3, on 8x16x16) in bfloat16 over float32."""
     x = torch.randn(1, 32, 8, 16, 16, device=device)
     w = torch.randn(32, 32, 3, 3, 3, device=device)
-    ms = {dtype: median_ms(lambda: torch.nn.functional.conv3d(x.to(dtype), w.to(dtype), padding=1), 3, 1, device)
+    ms = {dtype: median_ms(lambda dtype=dtype: torch.nn.functional.conv3d(x.to(dtype), w.to(dtype), padding=1), 3, 1,
+                         device)
           for dtype in (torch.float32, torch.bfloat16)}
     return ms[torch.bfloat16] / ms[torch.float32]
 
@@ -220,7 +221,7 @@ def benchmark_model(name: str, args: argparse.Namespace, device: torch.device, *
         print(f"[{name}] batch {batch}", flush=True)
         clip = torch.randn(batch, 3, t, size, size, device=device)
 
-        def runner(module, flags):
+        def runner(module, flags, clip=clip):
             def run():
                 with backend_flags(**flags):
                     return module(clip)
@@ -238,10 +239,10 @@ def benchmark_model(name: str, args: argparse.Namespace, device: torch.device, *
     with torch.no_grad():
         for frames in args.scaling_frames:
             clip = torch.randn(1, 3, frames, size, size, device=device)
-            scaling[f"T={frames}"] = median_ms(lambda: model(clip), repeats, 1, device)
+            scaling[f"T={frames}"] = median_ms(lambda clip=clip: model(clip), repeats, 1, device)
         for batch in args.scaling_batches:
             clip = torch.randn(batch, 3, t, size, size, device=device)
-            scaling[f"N={batch}"] = median_ms(lambda: model(clip), repeats, 1, device) / batch
+            scaling[f"N={batch}"] = median_ms(lambda clip=clip: model(clip), repeats, 1, device) / batch
     print(f"[{name}] construction", flush=True)
     result = dict(gflops_per_clip=gflops, forward=rows, scaling_ms_per_clip=scaling,
                   construction=dict(i3zoo=construction(name, path, "i3zoo"), naive=construction(name, path, "naive")))
@@ -262,7 +263,8 @@ def write_json(path: Path, data: Dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None,
-                        help="default: every model on the CPU, i3resnet50 and i3densenet121 on a GPU, i3resnet50 with --tiny")
+                        help="default: every model on the CPU, i3resnet50 and i3densenet121 on a GPU, i3resnet50 with "
+                             "--tiny")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--tiny", action="store_true", help="tiny clips and one repeat (smoke test)")
     parser.add_argument("--compile", action="store_true", help="also time optimize_for_inference(compile=True)")

@@ -164,7 +164,8 @@ def main(argv=None) -> int:
         args.precisions = ["fp32", "bf16"] if native_bfloat16(device) else ["fp32"]
         if "bf16" not in args.precisions:
             notes.append(f"bfloat16 autocast not timed: this CPU has no bfloat16 kernels; a small Conv3d (32 channels, "
-                         f"3x3x3 on 8x16x16) took {bf16_conv_slowdown(device):.0f}x longer in bfloat16 than in float32.")
+                         f"3x3x3 on 8x16x16) took {bf16_conv_slowdown(device):.0f}x longer in bfloat16 than in "
+                         "float32.")
     if device.type == "cpu" and "OMP_NUM_THREADS" in os.environ:
         notes.append(f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} for every process.")
     elif device.type == "cpu" and any(n > 1 for n in args.processes):
@@ -179,7 +180,8 @@ def main(argv=None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else processor_name()
-    out = Path(args.out) if args.out else RESULTS / f"{device.type}-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}"
+    machine = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+    out = Path(args.out) if args.out else RESULTS / f"{device.type}-{machine}"
     result = dict(model=args.model + (" (1 block per stage)" if args.tiny else ""), machine=describe_machine(device),
                   torch=torch.__version__, notes=notes,
                   batch_per_process=args.batch_size, warmup=args.warmup, repeats=args.repeats,

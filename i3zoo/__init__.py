@@ -8,24 +8,47 @@ command). ``registry``, ``facts``, ``inference`` and ``graph_export`` sit at the
 the wings (a model by name, its measured facts, a fast inference copy, a torch.export program or ONNX file).
 """
 
-from ._version import __version__
 from . import facts
+from ._version import __version__
 from .graph_export import export_onnx, export_program
 from .inference import optimize_for_inference
 from .models import (
-    I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201, I3InceptionV1,
-    I3ResNet, I3ResNet18, I3ResNet18C2D, I3ResNet34, I3ResNet34C2D, I3ResNet50, I3ResNet101, I3ResNet152,
-    I3ResNet50C2D, I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNeXt50_32x4d, I3ResNeXt101_32x8d, I3ResNeXt101_64x4d,
-    I3WideResNet50_2, I3WideResNet101_2,
+    I3DenseNet,
+    I3DenseNet121,
+    I3DenseNet161,
+    I3DenseNet169,
+    I3DenseNet201,
+    I3InceptionV1,
+    I3ResNet,
+    I3ResNet18,
+    I3ResNet18C2D,
+    I3ResNet34,
+    I3ResNet34C2D,
+    I3ResNet50,
+    I3ResNet50C2D,
+    I3ResNet50I3D,
+    I3ResNet50SlowOnly,
+    I3ResNet101,
+    I3ResNet152,
+    I3ResNeXt50_32x4d,
+    I3ResNeXt101_32x8d,
+    I3ResNeXt101_64x4d,
+    I3WideResNet50_2,
+    I3WideResNet101_2,
 )
 from .registry import create_model, is_model, list_models, list_tags
 from .weights import (
-    INFLATION_MODES, CheckpointError, CheckpointMismatchError, inflate_conv_weight, inflate_state_dict,
+    INFLATION_MODES,
+    CheckpointError,
+    CheckpointMismatchError,
+    inflate_conv_weight,
+    inflate_state_dict,
     read_state_dict,
 )
 from .weights.hub import push_to_hub, save_pretrained
 
 __all__ = [
+    "__version__", "facts",
     "I3ResNet", "I3ResNet18", "I3ResNet34", "I3ResNet18C2D", "I3ResNet34C2D",
     "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
     "I3ResNeXt50_32x4d", "I3ResNeXt101_32x8d", "I3ResNeXt101_64x4d", "I3WideResNet50_2", "I3WideResNet101_2",

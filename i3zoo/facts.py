@@ -61,7 +61,8 @@ def model_table(names: Sequence[str] = ()) -> str:
     """The Markdown model table of the README (and of ``i3zoo list``)."""
     t, h, w = REFERENCE_CLIP
     rows: List[str] = [
-        f"| model | params (M) | GFLOPs @ {t}x{h}x{w} | time / space reduction | min clip (T x H x W) | weights (tags) |",
+        f"| model | params (M) | GFLOPs @ {t}x{h}x{w} | time / space reduction | min clip (T x H x W) "
+        "| weights (tags) |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for name in names or list_models():

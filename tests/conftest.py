@@ -8,8 +8,8 @@ file and loaded through the same code a user's download goes through.
 from __future__ import annotations
 
 import contextlib
-import sys
 import functools
+import sys
 from pathlib import Path
 from typing import Callable, Dict
 

@@ -16,8 +16,8 @@ CLASSES = ("down", "up")
 
 
 def motion_frames(direction: str, num_frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """(T, size, size, 3) uint8 RGB: horizontal bands of random colours sliding 2 or 3 px per frame, so that any crop the
-    training transform takes still shows the motion."""
+    """(T, size, size, 3) uint8 RGB: horizontal bands of random colours sliding 2 or 3 px per frame, so that any
+    crop the training transform takes still shows the motion."""
     speed = int(rng.integers(2, 4))
     travel = speed * (num_frames - 1)
     band = 6  # wider than a clip's step between frames, so that the direction is not ambiguous

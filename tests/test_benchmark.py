@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import seeded_2d_model
+from readme_blocks import check_committed_blocks
 
 from benchmarks.naive import naive_3d
 from benchmarks.run import render_markdown, run_settings
-from conftest import seeded_2d_model
-from readme_blocks import check_committed_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results"

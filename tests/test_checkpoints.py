@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cache_entries, save_2d_checkpoint
 
 import i3zoo
-
-from conftest import cache_entries, save_2d_checkpoint
 
 
 def _sha256(path: Path) -> str:

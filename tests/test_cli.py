@@ -68,7 +68,7 @@ def test_verify_offline_uses_seeded_weights_and_says_so(run_cli):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("weights: seeded random 2D weights"), lines[0]
     assert "no ImageNet checkpoint cached" in lines[0]
-    rows = [l.split() for l in lines if l.startswith(("i3resnet50 ", "i3densenet121 "))]
+    rows = [line.split() for line in lines if line.startswith(("i3resnet50 ", "i3densenet121 "))]
     # ResNet: T = 1 and 8, both modes; DenseNet: T = 8 only (its minimum), both modes
     assert sorted((r[0], r[1], r[2]) for r in rows) == sorted(
         [("i3resnet50", m, t) for m in ("center", "mean") for t in ("1", "8")]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ALL_MODELS, DENSENETS, boring_video, float64_default, relative_error, seeded_2d_model
 
 import i3zoo
 from i3zoo.registry import meta_model
-from conftest import ALL_MODELS, DENSENETS, boring_video, float64_default, relative_error, seeded_2d_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-6

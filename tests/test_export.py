@@ -14,11 +14,11 @@ import io
 import onnxruntime
 import pytest
 import torch
+from conftest import relative_error
 
 import i3zoo
 from i3zoo.facts import export_table, one_model_per_design
 from i3zoo.graph_export import ONNX_INPUT, dynamic_frames_step, dynamic_min_frames, export_program
-from conftest import relative_error
 
 MODELS = one_model_per_design()
 FRAME_SIZE = (32, 32)
@@ -121,8 +121,8 @@ def onnx_export(tmp_path_factory):
 
 
 def test_onnx_file_matches_pytorch_for_any_batch_and_clip_length(onnx_export):
-    from i3zoo.cli.extract import load_model
     from i3zoo.cli import build_parser
+    from i3zoo.cli.extract import load_model
 
     path, args = onnx_export
     model = load_model(build_parser().parse_args(args)).model  # the same model the command exported
@@ -150,8 +150,8 @@ def test_export_onnx_command_refuses_bad_arguments_in_one_line(run_cli, tmp_path
 
 
 def test_readme_export_table_is_current():
-    from pathlib import Path
     import re
+    from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     match = re.search(r"<!-- export-table:start -->\n(.*?)\n<!-- export-table:end -->", readme, re.S)

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import relative_error
 from safetensors import safe_open
+from video_samples import decode_by_hand, write_audio_only, write_video
 
 import i3zoo
 from i3zoo.video import sliding_windows, transforms_for
 from i3zoo.weights.verify import seeded_2d_state_dict
-from conftest import relative_error
-from video_samples import decode_by_hand, write_audio_only, write_video
 
 FAST = ("--model", "i3resnet50", "--clip-len", "2", "--crop-size", "32")
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.extract import RESULTS, render_markdown
 from readme_blocks import check_committed_blocks
+
+from benchmarks.extract import RESULTS, render_markdown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from conftest import boring_video, float64_default, relative_error, seeded_2d_model
 
 import i3zoo
 from i3zoo.weights.inflate import inflate_conv_weight
-from conftest import boring_video, float64_default, relative_error, seeded_2d_model
 
 ARCH = "i3resnet50"
 FRAMES, SIZE = 4, 32

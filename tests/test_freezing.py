@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from conftest import ALL_MODELS
 from torch import nn
 
 import i3zoo
-
-from conftest import ALL_MODELS
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from hub_standin import HubStandIn
 from huggingface_hub import constants
+from test_checkpoints import serve
 from timm.models import _registry
 
 import i3zoo
 from i3zoo.weights import published
 from i3zoo.weights.checkpoints import sha256_of
 from i3zoo.weights.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
-from hub_standin import HubStandIn
-from test_checkpoints import serve
 
 TOKEN = "hf_i3zoo_secret_token_0123456789"
 REPO = "i3zoo-test/i3densenet121.tv_in1k"

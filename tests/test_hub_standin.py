@@ -21,6 +21,7 @@ import pytest
 
 pytest.importorskip("huggingface_hub")
 
+from hub_standin import HubStandIn, git_blob_sha  # noqa: E402
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download  # noqa: E402
 from huggingface_hub.errors import (  # noqa: E402
     EntryNotFoundError,
@@ -28,8 +29,6 @@ from huggingface_hub.errors import (  # noqa: E402
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-
-from hub_standin import HubStandIn, git_blob_sha  # noqa: E402
 
 TOKEN = "hf_standin_test_token"
 REPO = "i3zoo-test/standin-roundtrip"

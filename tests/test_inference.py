@@ -8,9 +8,9 @@ import warnings
 
 import pytest
 import torch
+from conftest import boring_video, relative_error, seeded_2d_model
 
 import i3zoo
-from conftest import boring_video, relative_error, seeded_2d_model
 from i3zoo.inference import conv_bn_pairs, native_bfloat16
 from i3zoo.weights.verify import synthetic_images
 

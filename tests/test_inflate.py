@@ -1,4 +1,5 @@
-"""Weight-level checks of ``i3zoo.weights.inflate``: the two inflation rules and the strict 2D -> 3D state-dict loader."""
+"""Weight-level checks of ``i3zoo.weights.inflate``: the two inflation rules and the strict 2D -> 3D state-dict
+loader."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ import re
 
 import pytest
 import torch
+from conftest import seeded_2d_model
 
 import i3zoo
 from i3zoo.weights.inflate import inflate_conv_weight, inflate_state_dict
-
-from conftest import seeded_2d_model
 
 
 def _kernel(out_ch=4, in_ch=3, h=3, w=5, dtype=torch.float64, seed=0):

@@ -131,7 +131,8 @@ def test_nothing_imports_the_package_root_or_the_cli():
     # the root imports every wing, and the command line sits on top of everything (only `python -m i3zoo` runs it)
     offending = [f"{module} imports {target}" for module, targets in import_graph().items()
                  for target in targets
-                 if target == "i3zoo" or (target.startswith("i3zoo.cli") and module != "i3zoo.__main__" and not module.startswith("i3zoo.cli"))]
+                 if target == "i3zoo" or (target.startswith("i3zoo.cli") and module != "i3zoo.__main__"
+                                          and not module.startswith("i3zoo.cli"))]
     assert not offending, offending
 
 

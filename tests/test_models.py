@@ -51,20 +51,20 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from conftest import ALL_MODELS
+from conftest import RANDOM_MODEL_CLASSES as NUM_CLASSES
 from timm.models import get_pretrained_cfg
 from torch import nn
 from torchvision.transforms import v2
 
 import i3zoo
-from i3zoo.models import INCEPTION_DESIGNS
 from i3zoo.facts import one_model_per_design
+from i3zoo.models import INCEPTION_DESIGNS
 from i3zoo.models.layers import output_size
 from i3zoo.registry import meta_model
 from i3zoo.video import transforms_for
 from i3zoo.weights.pytorchvideo import to_pytorchvideo_state_dict
 from i3zoo.weights.verify import torchvision_2d_model
-
-from conftest import ALL_MODELS, RANDOM_MODEL_CLASSES as NUM_CLASSES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ALL_TAGS = i3zoo.list_models(pretrained=True)

@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 import torchvision
+from video_samples import decode_by_hand, write_audio_only, write_video
 
 import i3zoo
 from i3zoo.cli.extract import _label_names
 from i3zoo.video import evenly_spaced_clips, transforms_for
 from i3zoo.weights.verify import seeded_2d_state_dict
-from video_samples import decode_by_hand, write_audio_only, write_video
 
 FAST = ("--model", "i3resnet50", "--clip-len", "2", "--crop-size", "32", "--random-weights")
 CATEGORIES = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import float64_default, relative_error
 from pytorchvideo.models.hub import resnet as ptv_hub
 from torchvision.models._meta import _KINETICS400_CATEGORIES
 
@@ -21,10 +22,11 @@ import i3zoo
 from i3zoo.models.i3resnet import RESNET_DESIGNS
 from i3zoo.registry import meta_model
 from i3zoo.weights.pytorchvideo import (
-    PYTORCHVIDEO_KINETICS400, convert_pytorchvideo_state_dict, kinetics400_label_names, to_pytorchvideo_state_dict,
+    PYTORCHVIDEO_KINETICS400,
+    convert_pytorchvideo_state_dict,
+    kinetics400_label_names,
+    to_pytorchvideo_state_dict,
 )
-
-from conftest import float64_default, relative_error
 
 PRESETS = {"i3d": "i3resnet50_i3d", "slowonly": "i3resnet50_slowonly", "c2d": "i3resnet50_c2d"}
 #: the parameter counts at 400 classes the issue states (PyTorchVideo's own models give the same, tested below)
@@ -189,7 +191,7 @@ def test_pytorchvideo_weights_refuse_mean_inflation_padding(pyth):
 
 def test_an_i3zoo_preset_exported_to_pytorchvideo_layout_loads_strictly_there():
     model = _randomize(i3zoo.create_model("i3resnet50_i3d", num_classes=400), seed=5)
-    net = getattr(ptv_hub, "i3d_r50")(pretrained=False).eval()
+    net = ptv_hub.i3d_r50(pretrained=False).eval()
     net.load_state_dict(to_pytorchvideo_state_dict(model.state_dict(), stage_pool=True), strict=True)
     net.blocks[-1].pool = torch.nn.AvgPool3d((4, 2, 2), stride=(1, 1, 1))  # the whole final map of 8x64x64
     clip = torch.randn(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(6))

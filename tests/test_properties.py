@@ -3,14 +3,13 @@ equivalence holds for any T; any clip below the minimum gets a ValueError, never
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+from conftest import boring_video, float64_default, relative_error, seeded_2d_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import i3zoo
-from conftest import boring_video, float64_default, relative_error, seeded_2d_model
 
 SETTINGS = settings(max_examples=4, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -166,7 +166,8 @@ def test_committed_card_front_matter(name):
 
 def test_export_command_offline(run_cli, tmp_path, checkpoint_2d):
     out = tmp_path / "out"
-    result = run_cli("export", "i3densenet121.tv_in1k", "--out", str(out), "--file", str(checkpoint_2d("i3densenet121")))
+    result = run_cli("export", "i3densenet121.tv_in1k", "--out", str(out), "--file",
+                     str(checkpoint_2d("i3densenet121")))
     assert result.returncode == 0, result.stderr
     assert "[i3densenet121.tv_in1k] wrote README.md, config.json, model.safetensors" in result.stdout
     loaded = i3zoo.create_model(f"local-dir:{out}", pretrained=True)

@@ -84,7 +84,7 @@ def test_readme_layer_table_is_the_models(header, rows, models):
                 layers = select(model)
                 assert layers, (name, row)
                 for module, s in layers:
-                    pick = lambda parts: parts[k] if len(parts) > 1 else parts[0]  # noqa: E731
+                    pick = lambda parts, k=k: parts[k] if len(parts) > 1 else parts[0]  # noqa: E731
                     got = tuple(module.kernel_size), tuple(module.stride), tuple(module.padding)
                     expected = tuple(_triple(pick(cells), s) for cells in (kernels, strides, paddings))
                     assert got == expected, (name, row, k)

@@ -9,12 +9,11 @@ import pytest
 import timm
 import torch
 import torchvision
+from conftest import seeded_2d_model
 from timm.models import get_pretrained_cfg
 
 import i3zoo
 from i3zoo.weights.inflate import inflate_conv_weight
-
-from conftest import seeded_2d_model
 
 SEVEN = {
     "i3resnet50", "i3resnet101", "i3resnet152",

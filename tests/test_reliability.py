@@ -7,7 +7,6 @@ import ast
 import functools
 import hashlib
 import http.server
-import json
 import logging
 import os
 import shutil
@@ -20,12 +19,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cache_entries
+from hub_standin import HubStandIn
 from huggingface_hub import constants
+from test_checkpoints import serve
 
 import i3zoo
-from hub_standin import HubStandIn
-from conftest import cache_entries
-from test_checkpoints import serve
 
 PACKAGE = Path(i3zoo.__file__).resolve().parent
 
@@ -164,7 +163,7 @@ def test_four_processes_share_one_download(served, tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
-    for p, (out, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results):
         assert p.returncode == 0, err
     digests = {out.strip() for out, _ in results}
     assert len(digests) == 1  # identical weights everywhere

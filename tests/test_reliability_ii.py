@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from conftest import save_2d_checkpoint
 from filelock import FileLock
+from test_checkpoints import serve
 
 import i3zoo
-from conftest import save_2d_checkpoint
 from i3zoo.weights.checkpoints import CheckpointError, cached_path, fetch_checkpoint
 from i3zoo.weights.config import CONFIG_NAME
 from i3zoo.weights.hub import CARD_NAME, WEIGHTS_NAME
-from test_checkpoints import serve
 
 REPO = Path(__file__).resolve().parents[1]
 

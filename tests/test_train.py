@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from motion_videos import CLASSES, write_motion_dataset
 
 import i3zoo
 from i3zoo.train import CHECKPOINT_NAME, METRICS_NAME, TENSORBOARD_NAME, TrainConfig, default_lr, fit, lr_factor
 from i3zoo.train.recipe import build_model
-
-from motion_videos import CLASSES, write_motion_dataset
 
 SMALL = dict(clip_len=4, frame_interval=1, crop_size=32, workers=0, progress=False)
 SHALLOW = dict(model="i3resnet50", pretrained=False, model_kwargs=dict(block_counts=(1, 1, 1, 1)))

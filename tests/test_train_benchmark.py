@@ -8,14 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.train import RESULTS, render_markdown
 from readme_blocks import check_committed_blocks
+
+from benchmarks.train import RESULTS, render_markdown
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_train_benchmark_runs_end_to_end(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--tiny", "--processes", "1", "--precisions", "fp32",
+    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--tiny", "--processes", "1", "--precisions",
+                             "fp32",
                              "--device", "cpu",
                              "--out", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr

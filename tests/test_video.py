@@ -13,12 +13,23 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
+from video_samples import background_level, decode_by_hand, write_audio_only, write_video
 
 from i3zoo.video import (
-    VideoError, VideoFolder, VideoList, VideoReader, VideoWindows, evenly_spaced_clips, find_videos, random_clip,
-    resample_by_time, resolve_backend, sliding_windows, torchcodec_status, transforms_for,
+    VideoError,
+    VideoFolder,
+    VideoList,
+    VideoReader,
+    VideoWindows,
+    evenly_spaced_clips,
+    find_videos,
+    random_clip,
+    resample_by_time,
+    resolve_backend,
+    sliding_windows,
+    torchcodec_status,
+    transforms_for,
 )
-from video_samples import background_level, decode_by_hand, write_audio_only, write_video
 
 VFR_MS = [0, 40, 50, 200, 210, 400, 433, 500]
 
@@ -113,7 +124,6 @@ def test_unreadable_files_raise_video_error_naming_file_and_reason(videos, name,
 
 def test_a_video_stream_without_frames_is_an_error(tmp_path):
     import av
-
     from video_samples import _write_tone
 
     path = tmp_path / "no_frames.mkv"

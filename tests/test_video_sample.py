@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from video_samples import decode_by_hand
 
 from i3zoo.video import VideoReader
-from video_samples import decode_by_hand
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "shapes.mp4"

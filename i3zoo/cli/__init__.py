@@ -74,7 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..weights.checkpoints import CheckpointError
 
     args = build_parser().parse_args(argv)
-    args.argv = [*(sys.argv[1:] if argv is None else argv)]  # (`list` here is the list command module); `train --nproc N` hands them on to torchrun
+    # (`list` here is the list command module); `train --nproc N` hands them on to torchrun
+    args.argv = [*(sys.argv[1:] if argv is None else argv)]
     try:
         with offline_mode(getattr(args, "offline", False)):
             return args.func(args)

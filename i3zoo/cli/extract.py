@@ -100,7 +100,7 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
     except (CheckpointError, OSError, ValueError) as e:
         how = ("give a local copy of the 2D weights with --file PATH (e.g. torchvision's resnet50-0676ba61.pth), "
                "put it in torch.hub's checkpoint cache, or run with --random-weights for a smoke run")
-        raise SystemExit(f"i3zoo: cannot load weights for {name}: {e}. To get weights: {how}")
+        raise SystemExit(f"i3zoo: cannot load weights for {name}: {e}. To get weights: {how}") from None
     if weights is None:
         weights = {"kind": "pretrained", **{k: v for k, v in (getattr(model, "source_2d", None) or {}).items()
                                             if not k.startswith("_")}}
@@ -110,7 +110,7 @@ def load_model(args: argparse.Namespace) -> LoadedModel:
     try:
         model = model.to(args.device)
     except (RuntimeError, AssertionError) as e:
-        raise SystemExit(f"i3zoo: --device {args.device}: {e}")
+        raise SystemExit(f"i3zoo: --device {args.device}: {e}") from None
     torch.manual_seed(0)
     return LoadedModel(model.eval(), name, weights, args.random_weights, labels, label_source)
 
@@ -216,7 +216,8 @@ def write_output(paths: List[Path], fmt: str, features, start, end, padded, reco
         from safetensors.torch import save
 
         blob = save({"features": features.contiguous(), "start": start, "end": end, "padded": padded},
-                    metadata={"i3zoo": json.dumps(record), "random_weights": str(record["settings"]["weights"]["kind"] == "random").lower()})
+                    metadata={"i3zoo": json.dumps(record),
+                              "random_weights": str(record["settings"]["weights"]["kind"] == "random").lower()})
         write_atomically(paths[0], lambda handle: handle.write(blob))
         return
     write_atomically(paths[0], lambda handle: np.save(handle, features.numpy()))

@@ -12,8 +12,8 @@ from ..weights.inflate import INFLATION_MODES
 
 def _build_for_export(name: str, args: argparse.Namespace):
     """Inflate ``name`` (``arch.tag``) from its 2D source, as export and push need it."""
-    from ..weights.checkpoints import CheckpointError
     from ..registry import create_model
+    from ..weights.checkpoints import CheckpointError
 
     overlay = dict(file=args.file) if args.file else None
     print(f"[{name}] inflating ({args.inflation} mode) from "
@@ -22,7 +22,7 @@ def _build_for_export(name: str, args: argparse.Namespace):
         return create_model(name, pretrained=True, inflation=args.inflation, pretrained_cfg_overlay=overlay)
     except (CheckpointError, OSError, ValueError) as e:
         raise SystemExit(f"i3zoo: cannot inflate {name}: {' '.join(str(e).split())} (give a local copy of the 2D "
-                         "weights with --file PATH)")
+                         "weights with --file PATH)") from None
 
 
 def _tagged_names(args: argparse.Namespace) -> List[str]:
@@ -65,7 +65,7 @@ def _push_folder(name: str, args: argparse.Namespace) -> int:
     try:  # the same checks as any user's load: a complete folder whose weights match their sha256
         create_model(name, pretrained=True)
     except (CheckpointError, OSError, ValueError) as e:
-        raise SystemExit(f"i3zoo push: {folder} is not a loadable saved folder: {' '.join(str(e).split())}")
+        raise SystemExit(f"i3zoo push: {folder} is not a loadable saved folder: {' '.join(str(e).split())}") from None
     print(f"[{folder.name}] uploading {folder} to {args.repo}{' (private)' if args.private else ''}"
           f"{' on ' + args.revision if args.revision else ''}", flush=True)
     commit = upload_saved(folder, args.repo, private=args.private, revision=args.revision, endpoint=args.endpoint,

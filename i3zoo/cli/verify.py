@@ -46,7 +46,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     print(f"input: {source}, {images.shape[-2]}x{images.shape[-1]}, {args.dtype}; tolerance: relative error "
           f"<= {args.tolerance:g} (max |3D - 2D| / max |2D|)")
     width = max(len("model"), *map(len, names))  # the columns line up for the longest name asked for
-    header = f"{'model':<{width}} {'mode':<7} {'T':>3}  {'weights':<8} {'max abs diff':>12} {'max rel diff':>12}  result"
+    header = (f"{'model':<{width}} {'mode':<7} {'T':>3}  {'weights':<8} {'max abs diff':>12} {'max rel diff':>12}  "
+              "result")
     print(header)
     failures = total = 0
     for name in names:
@@ -63,7 +64,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             ok = r.max_rel <= args.tolerance
             failures += not ok
             total += 1
-            print(f"{r.name:<{width}} {r.mode:<7} {r.frames:>3}  {choice.kind:<8} {r.max_abs:>12.3e} {r.max_rel:>12.3e}  "
+            print(f"{r.name:<{width}} {r.mode:<7} {r.frames:>3}  {choice.kind:<8} {r.max_abs:>12.3e} "
+                  f"{r.max_rel:>12.3e}  "
                   f"{'ok' if ok else 'FAIL'}", flush=True)
     if failures:
         print(f"FAILED: {failures} of {total} checks exceed the tolerance {args.tolerance:g}")

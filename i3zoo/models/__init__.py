@@ -13,9 +13,24 @@ else of i3zoo imports into here, except the package root and the top-level tools
 from .i3densenet import I3DenseNet, I3DenseNet121, I3DenseNet161, I3DenseNet169, I3DenseNet201
 from .i3inception import INCEPTION_DESIGNS, I3InceptionV1
 from .i3resnet import (
-    BASIC_RESNET_DESIGNS, RESNET_DESIGNS, I3ResNet, I3ResNet18, I3ResNet18C2D, I3ResNet34, I3ResNet34C2D, I3ResNet50,
-    I3ResNet50C2D, I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNet101, I3ResNet152, I3ResNeXt50_32x4d,
-    I3ResNeXt101_32x8d, I3ResNeXt101_64x4d, I3WideResNet50_2, I3WideResNet101_2,
+    BASIC_RESNET_DESIGNS,
+    RESNET_DESIGNS,
+    I3ResNet,
+    I3ResNet18,
+    I3ResNet18C2D,
+    I3ResNet34,
+    I3ResNet34C2D,
+    I3ResNet50,
+    I3ResNet50C2D,
+    I3ResNet50I3D,
+    I3ResNet50SlowOnly,
+    I3ResNet101,
+    I3ResNet152,
+    I3ResNeXt50_32x4d,
+    I3ResNeXt101_32x8d,
+    I3ResNeXt101_64x4d,
+    I3WideResNet50_2,
+    I3WideResNet101_2,
 )
 
 __all__ = [

@@ -18,12 +18,12 @@ from timm.models import FeatureListNet, PretrainedCfg, adapt_input_conv, get_pre
 from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
 from torch import nn
 
+from ..registry import arch_tags
 from ..weights.checkpoints import CheckpointError, check_state_dict, fetch_checkpoint, public_url, read_state_dict
 from ..weights.config import MODEL_ARGS
 from ..weights.inflate import CheckpointMismatchError, inflate_state_dict
 from ..weights.published import PUBLISHED
 from ..weights.pytorchvideo import convert_pytorchvideo_state_dict, is_pytorchvideo_state_dict
-from ..registry import arch_tags
 from .layers import check_clip
 
 __all__ = ["pretrained_cfg_from_torchvision", "resolve_cfg", "load_inflated_pretrained", "create_registered",
@@ -38,12 +38,12 @@ _logger = logging.getLogger(__name__)
 
 def pretrained_cfg_from_torchvision(weights, *, classifier: str, first_conv: str) -> Dict[str, Any]:
     """A timm pretrained cfg whose 2D source is a torchvision ``WeightsEnum`` entry (its URL carries the hash)."""
-    meta = weights.meta
+    meta, sizes = weights.meta, weights.transforms.keywords
     return dict(
         url=weights.url,
         num_classes=len(meta["categories"]),
         input_size=(3, 224, 224),
-        crop_pct=weights.transforms.keywords.get("crop_size", 224) / weights.transforms.keywords.get("resize_size", 256),
+        crop_pct=sizes.get("crop_size", 224) / sizes.get("resize_size", 256),
         interpolation="bilinear",
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ._builder import load_inflated_pretrained, resolve_cfg
 from ..weights.inflate import check_inflation_mode
+from ._builder import load_inflated_pretrained, resolve_cfg
 from .layers import LayerSpec, check_clip, min_input_size, temporal_padding_mode, total_stride
 
 __all__ = ["I3DNet", "GLOBAL_POOLS"]
@@ -116,7 +116,7 @@ class I3DNet(nn.Module):
         self.train(self.training)
 
     def _check_architecture_args(self, architecture: Dict[str, Any]) -> None:
-        """A misspelt keyword (``num_class=10``) is an error naming the close match, not a TypeError from deep inside."""
+        """A misspelt keyword (``num_class=10``) is an error naming the close match, not a deep TypeError."""
         family = [n for n in inspect.signature(self._build).parameters if n != "self"]
         unknown = sorted(set(architecture) - set(family))
         if unknown:

@@ -38,10 +38,10 @@ from timm.models import generate_default_cfgs, register_model
 from torch import nn
 from torchvision.models import get_model_weights
 
+from ..weights.pytorchvideo import PYTORCHVIDEO_KINETICS400, pretrained_cfg_from_pytorchvideo
 from ._builder import CLIP_CONVENTIONS, create_registered, pretrained_cfg_from_torchvision
 from ._model import I3DNet
 from .layers import InflatedConv3d, LayerSpec, Triple
-from ..weights.pytorchvideo import PYTORCHVIDEO_KINETICS400, pretrained_cfg_from_pytorchvideo
 
 __all__ = [
     "ResNetDesign", "StageDesign", "BottleneckDesign", "BasicBlockDesign", "RESNET_DESIGNS", "BASIC_RESNET_DESIGNS",

@@ -121,7 +121,8 @@ def check_clip(x: torch.Tensor, *, model_name: str, in_chans: int, min_size: Tri
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{allowed}; got {type(x).__name__}")
     if x.dim() != 5:
-        hint = " (a single image? repeat it along a time axis: x.unsqueeze(2).repeat(1, 1, T, 1, 1))" if x.dim() == 4 else ""
+        hint = (" (a single image? repeat it along a time axis: x.unsqueeze(2).repeat(1, 1, T, 1, 1))"
+                if x.dim() == 4 else "")
         raise ValueError(f"{allowed}; got a {x.dim()}-D tensor of shape {tuple(x.shape)}{hint}")
     if not x.is_floating_point():
         raise ValueError(

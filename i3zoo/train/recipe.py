@@ -32,10 +32,23 @@ from ..files import write_atomically
 from ..registry import create_model
 from ..video import transforms_for
 from ..weights.hub import save_pretrained
-from .data import (ReportUnreadable, SeededSamples, Unreadable, check_datasets, collate_readable, label_names_of,
-                   open_dataset)
-from .distributed import (Processes, ResumableSampler, all_reduce_sum, convert_sync_batchnorm, gather_objects,
-                          start_processes)
+from .data import (
+    ReportUnreadable,
+    SeededSamples,
+    Unreadable,
+    check_datasets,
+    collate_readable,
+    label_names_of,
+    open_dataset,
+)
+from .distributed import (
+    Processes,
+    ResumableSampler,
+    all_reduce_sum,
+    convert_sync_batchnorm,
+    gather_objects,
+    start_processes,
+)
 
 __all__ = ["TrainConfig", "fit", "evaluate", "lr_factor", "default_lr", "CHECKPOINT_NAME", "METRICS_NAME",
            "TENSORBOARD_NAME"]

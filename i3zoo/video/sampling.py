@@ -2,8 +2,8 @@
 
 They decide *what* to read and leave reading to the decoder, as PyTorchVideo's clip samplers do, so that each
 can be checked index by index. A clip is ``clip_len`` indices ``frame_interval`` apart. A video too short
-for one clip gets one clip whose missing tail repeats the clip's last frame (MMAction2's ``repeat_last``); :class:`Clips` counts those padded
-positions so that callers can say so.
+for one clip gets one clip whose missing tail repeats the clip's last frame (MMAction2's ``repeat_last``);
+:class:`Clips` counts those padded positions so that callers can say so.
 """
 
 from __future__ import annotations

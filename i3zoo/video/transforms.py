@@ -17,8 +17,7 @@ from typing import Any, Dict, Mapping, Union
 import torch
 from torch import nn
 from torchvision import tv_tensors
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 __all__ = ["transforms_for", "ClipLayout", "ThreeCrop"]
 
@@ -108,7 +107,8 @@ def transforms_for(
         raise ValueError(f"crop_size must be >= 1; got {size}")
     interpolation_name = cfg.get("interpolation", "bilinear")
     if interpolation_name not in _INTERPOLATION:
-        raise ValueError(f"interpolation {interpolation_name!r} is not supported; choose from {', '.join(_INTERPOLATION)}")
+        raise ValueError(f"interpolation {interpolation_name!r} is not supported; choose from "
+                         f"{', '.join(_INTERPOLATION)}")
     interpolation = _INTERPOLATION[interpolation_name]
     if train and three_crop:
         raise ValueError("three_crop is an evaluation transform; it cannot be combined with train=True")

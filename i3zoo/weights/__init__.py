@@ -1,11 +1,12 @@
 """Where weights come from and go: inflation, checkpoints, the Hugging Face Hub, model cards.
 
 ``inflate.py`` the inflation rule and the strict 2D -> 3D state-dict loader, ``checkpoints.py`` reading
-plain-weight files and fetching them hash-checked, ``config.py`` validating a saved ``config.json``, ``verify.py`` the boring-video check of inflated weights
-against their 2D source, ``hub.py`` ``save_pretrained`` / ``push_to_hub`` and reading pre-inflated folders
-back, ``published.py`` the records of published variants, ``cards.py`` and ``card_templates/`` the model
-cards, ``pytorchvideo.py`` PyTorchVideo's Kinetics-400 checkpoints and the strict converter from their layout,
-``labels/`` class names shipped as data (``kinetics400.txt``).
+plain-weight files and fetching them hash-checked, ``config.py`` validating a saved ``config.json``,
+``verify.py`` the boring-video check of inflated weights against their 2D source, ``hub.py``
+``save_pretrained`` / ``push_to_hub`` and reading pre-inflated folders back, ``published.py`` the records of
+published variants, ``cards.py`` and ``card_templates/`` the model cards, ``pytorchvideo.py`` PyTorchVideo's
+Kinetics-400 checkpoints and the strict converter from their layout, ``labels/`` class names shipped as data
+(``kinetics400.txt``).
 
 It works on state dicts, configs and any module that has the attributes it needs, and imports nothing from
 ``i3zoo.models``: the models depend on their weights, never the other way round (a test walks the import

@@ -47,7 +47,8 @@ DOWNLOAD_TIMEOUT = 30.0
 # torch.hub's rule (a hex run between '-' and '.'), upper case accepted and at least 8 digits, so that a
 # name such as 'densenet-121.pth' is not mistaken for a hash
 _HASH_IN_NAME = re.compile(r"-([a-fA-F0-9]{8,64})\.")
-_STATE_DICT_KEYS = ("state_dict", "model", "model_state")  # wrappers of training checkpoints (PyTorchVideo: model_state)
+# wrappers of training checkpoints (PyTorchVideo: model_state)
+_STATE_DICT_KEYS = ("state_dict", "model", "model_state")
 
 
 class CheckpointError(RuntimeError):
@@ -147,7 +148,8 @@ def check_state_dict(checkpoint: Any, source: str) -> Dict[str, torch.Tensor]:
                 checkpoint = checkpoint[key]
                 break
     if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f"{source} does not hold a state dict of tensors (it holds a {type(checkpoint).__name__})")
+        raise CheckpointError(f"{source} does not hold a state dict of tensors (it holds a "
+                              f"{type(checkpoint).__name__})")
     for key, value in checkpoint.items():
         if not isinstance(key, str):
             raise CheckpointError(f"{source}: state dict key {key!r} is a {type(key).__name__}, not a string")

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from .checkpoints import CheckpointError, check_state_dict, offline, sha256_of
-from .config import CONFIG_NAME, hub_file as _hub_file, read_config
+from .config import CONFIG_NAME, read_config
+from .config import hub_file as _hub_file
 
 __all__ = ["save_pretrained", "push_to_hub", "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME"]
 
@@ -115,7 +116,8 @@ SAVED_ATTRIBUTES = ("arch_name", "pretrained_cfg", "inflation", "num_classes", "
 def _unwrap(model: nn.Module) -> nn.Module:
     if not isinstance(model, nn.Module) or not getattr(model, "arch_name", "") or not all(
             hasattr(model, a) for a in SAVED_ATTRIBUTES):
-        raise TypeError(f"save_pretrained takes a registered i3zoo model (e.g. from create_model); got {type(model).__name__}")
+        raise TypeError(f"save_pretrained takes a registered i3zoo model (e.g. from create_model); got "
+                        f"{type(model).__name__}")
     return model
 
 

@@ -168,7 +168,7 @@ def convert_pytorchvideo_state_dict(
                              f"model {tuple(target_shapes[new])}")
         else:
             converted[new] = state_dict[old]
-    for key, shape in target_shapes.items():
+    for key in target_shapes:
         if key.endswith(".num_batches_tracked") and key not in converted and key not in renamed.values():
             converted[key] = torch.tensor(0, dtype=torch.long)
     missing = sorted(k for k in target_shapes if k not in converted and k not in renamed.values())

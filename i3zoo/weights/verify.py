@@ -15,9 +15,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 import torchvision
 
+from ..registry import create_model, meta_model
 from .checkpoints import CheckpointError, cached_path, fetch_checkpoint, read_state_dict
 from .inflate import INFLATION_MODES, remap_legacy_densenet_keys
-from ..registry import create_model, meta_model
 
 __all__ = ["CheckResult", "WeightChoice", "choose_weights", "seeded_2d_state_dict", "boring_video_check",
            "synthetic_images", "load_images"]
@@ -78,7 +78,8 @@ def choose_weights(name: str, *, allow_download: bool = True) -> WeightChoice:
         return WeightChoice("random", f"no ImageNet checkpoint cached at {path} and downloads are off")
     problem = _network_error(url)
     if problem:
-        return WeightChoice("random", f"no ImageNet checkpoint cached at {path} and {url} cannot be reached ({problem})")
+        return WeightChoice("random", f"no ImageNet checkpoint cached at {path} and {url} cannot be reached "
+                                      f"({problem})")
     try:
         return WeightChoice("imagenet", f"ImageNet weights downloaded from {url}", fetch_checkpoint(url))
     except CheckpointError as e:
@@ -135,7 +136,8 @@ def load_images(directory: Path, size: int = 224) -> torch.Tensor:
     from PIL import Image
     from torchvision import transforms
 
-    files = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+    files = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in suffixes)
     if not files:
         raise ValueError(f"no images (.jpg, .jpeg, .png, .bmp, .webp) found in {directory}")
     transform = transforms.Compose([
