@@ -12,30 +12,7 @@ from . import facts
 from ._version import __version__
 from .graph_export import export_onnx, export_program
 from .inference import optimize_for_inference
-from .models import (
-    I3DenseNet,
-    I3DenseNet121,
-    I3DenseNet161,
-    I3DenseNet169,
-    I3DenseNet201,
-    I3InceptionV1,
-    I3ResNet,
-    I3ResNet18,
-    I3ResNet18C2D,
-    I3ResNet34,
-    I3ResNet34C2D,
-    I3ResNet50,
-    I3ResNet50C2D,
-    I3ResNet50I3D,
-    I3ResNet50SlowOnly,
-    I3ResNet101,
-    I3ResNet152,
-    I3ResNeXt50_32x4d,
-    I3ResNeXt101_32x8d,
-    I3ResNeXt101_64x4d,
-    I3WideResNet50_2,
-    I3WideResNet101_2,
-)
+from .models import MODEL_CLASSES
 from .registry import create_model, is_model, list_models, list_tags
 from .weights import (
     INFLATION_MODES,
@@ -47,13 +24,10 @@ from .weights import (
 )
 from .weights.hub import push_to_hub, save_pretrained
 
+globals().update(MODEL_CLASSES)  # the model classes, each declared once in its family's table
+
 __all__ = [
-    "__version__", "facts",
-    "I3ResNet", "I3ResNet18", "I3ResNet34", "I3ResNet18C2D", "I3ResNet34C2D",
-    "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
-    "I3ResNeXt50_32x4d", "I3ResNeXt101_32x8d", "I3ResNeXt101_64x4d", "I3WideResNet50_2", "I3WideResNet101_2",
-    "I3InceptionV1",
-    "I3DenseNet", "I3DenseNet121", "I3DenseNet161", "I3DenseNet169", "I3DenseNet201",
+    "__version__", "facts", *MODEL_CLASSES,
     "create_model", "list_models", "is_model", "list_tags",
     "INFLATION_MODES", "inflate_conv_weight", "inflate_state_dict",
     "CheckpointError", "CheckpointMismatchError", "read_state_dict",

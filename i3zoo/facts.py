@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -159,3 +159,54 @@ def export_table() -> str:
         takes = f"{floor}, {floor + 1}, ..." if step == 1 else f"{floor}, {floor + step}, {floor + 2 * step}, ..."
         rows.append(f"| `{name}` | {mt} x {mh} x {mw} | {takes} |")
     return "\n".join(rows)
+
+
+def hub_docstring(name: str) -> str:
+    """The help of torch.hub entry point ``name``, written from the declaration and the measured facts."""
+    from timm.models import get_pretrained_cfg
+
+    from .registry import model_class
+
+    cls, f = model_class(name), model_facts(name)
+    tags = []
+    for i, tag in enumerate(f.tags):
+        notes = get_pretrained_cfg(f"{name}.{tag}").notes or ("",)
+        tags.append(f"``{tag}``{' (default)' if i == 0 else ''}: {notes[0]}")
+    mt, mh, mw = f.min_input_size
+    t, h, w = REFERENCE_CLIP
+    return (
+        f"{cls.__name__}: {cls.__doc__.splitlines()[0].split('. Weights:')[0]}.\n\n"
+        f"    Weights (``pretrained=True``; another tag with ``pretrained_cfg=TAG``):\n"
+        + "".join(f"    - {line}\n" for line in tags)
+        + f"\n    {f.params:,} parameters, {f.gflops:.1f} GFLOPs for one {t}x{h}x{w} clip; time reduced "
+        f"{f.temporal_reduction}x, space {f.spatial_reduction}x.\n"
+        f"    Input: float (N, 3, T, H, W) clips normalized as ``model.pretrained_cfg`` says, T >= {mt}, "
+        f"H >= {mh}, W >= {mw}. Output: (N, num_classes).\n"
+        f"    Keyword arguments: those of ``i3zoo.create_model`` (``inflation``, ``num_classes``, ``in_chans``, "
+        f"``pretrained_cfg``, ``pretrained_cfg_overlay`` ...).\n"
+    )
+
+
+class HubEntrypoint:
+    """A torch.hub entry point: ``entry(pretrained=False, **kwargs)`` is ``i3zoo.create_model(name, ...)``; its help
+    (``__doc__``) is written from the facts when asked for, so listing the entry points measures nothing."""
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = self.__qualname__ = name
+
+    def __call__(self, pretrained: bool = False, **kwargs):
+        from .registry import create_model
+
+        return create_model(self.__name__, pretrained=pretrained, **kwargs)
+
+    @property
+    def __doc__(self) -> str:  # type: ignore[override]
+        return hub_docstring(self.__name__)
+
+    def __repr__(self) -> str:
+        return f"<i3zoo hub entry point {self.__name__}>"
+
+
+def hub_entrypoints() -> Dict[str, HubEntrypoint]:
+    """An entry point for every registered model, for ``hubconf.py`` (as timm's: taken from the registry)."""
+    return {name: HubEntrypoint(name) for name in list_models()}

@@ -24,19 +24,20 @@ __all__ = ["optimize_for_inference", "InferenceModel", "conv_bn_pairs", "native_
 def conv_bn_pairs(model: nn.Module) -> List[Tuple[str, str]]:
     """(conv, batchnorm) module names where the BatchNorm directly normalises that convolution's output.
 
-    ResNet (Bottleneck and BasicBlock): every ``convK``/``bnK`` and ``downsample.0``/``.1``. Inception-v1: every
-    ``BasicConv3d``'s ``conv``/``bn`` (stem and branches). DenseNet is pre-activation (BN-ReLU-conv), so only the
-    BatchNorms that follow a convolution fold: ``conv0``/``norm0`` and each dense layer's ``conv1``/``norm2``.
+    The pairs are the family's declaration (``conv_bn_pairs``: child names relative to any module), e.g. every
+    ResNet block's ``convK``/``bnK`` and ``downsample.0``/``.1``, every Inception-v1 ``BasicConv3d``'s
+    ``conv``/``bn``; a DenseNet is pre-activation (BN-ReLU-conv), so it declares only ``conv0``/``norm0`` and each
+    dense layer's ``conv1``/``norm2``.
     """
     pairs = []
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
-        children = dict(module.named_children())
-        for conv, bn in (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("0", "1"), ("conv0", "norm0"),
-                         ("conv1", "norm2"), ("conv", "bn")):
-            if isinstance(children.get(conv), nn.Conv3d) and isinstance(children.get(bn), nn.BatchNorm3d):
-                if (conv, bn) == ("0", "1") and not name.endswith("downsample"):
-                    continue
+        for conv, bn in model.conv_bn_pairs:
+            try:
+                found = module.get_submodule(conv), module.get_submodule(bn)
+            except AttributeError:
+                continue
+            if isinstance(found[0], nn.Conv3d) and isinstance(found[1], nn.BatchNorm3d):
                 pairs.append((prefix + conv, prefix + bn))
     return pairs
 

@@ -1,28 +1,72 @@
 """``create_model`` / ``list_models`` / ``is_model`` over i3zoo's models, which live in timm's registry.
 
-The models are registered with timm (``timm.create_model("i3resnet50")`` works after ``import i3zoo``); these
-functions restrict timm's registry to i3zoo's own modules and turn unknown names into errors that name them.
+The models are registered with timm (``timm.create_model("i3resnet50")`` works after ``import i3zoo``) by their
+declarations (``i3zoo.models._declare``) through :func:`register`; these functions restrict timm's registry to the
+modules that registered i3zoo models and turn unknown names into errors that name them. :func:`model_class` gives
+the declared class of a name without building anything.
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import timm
-from timm.models import get_arch_pretrained_cfgs, parse_model_name, split_model_name_tag
+from timm.models import (
+    get_arch_pretrained_cfgs,
+    model_entrypoint,
+    parse_model_name,
+    register_model,
+    split_model_name_tag,
+)
 from torch import nn
 
 from .weights.config import read_source_config
 
-__all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags", "meta_model"]
+__all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags", "meta_model", "model_class",
+           "register", "unregister"]
 
-MODULES = ("i3resnet", "i3densenet", "i3inception")  # the timm registry modules that hold i3zoo's models
+#: i3zoo's registered names -> the timm module (last part of the module name) that registered each
+_REGISTERED: Dict[str, str] = {}
+
+
+def register(entrypoint: Callable[..., nn.Module]) -> None:
+    """Register a model's entry point with timm (its ``__name__`` is the model name; its module's ``default_cfgs``
+    hold its tags, as timm's ``register_model`` reads them) as one of i3zoo's. ``entrypoint.model_cls`` is the
+    model's class."""
+    register_model(entrypoint)
+    _REGISTERED[entrypoint.__name__] = entrypoint.__module__.rsplit(".", 1)[-1]
+
+
+def unregister(name: str) -> None:
+    """Remove a model registered with :func:`register` (a declaration undone, e.g. a test's toy variant).
+
+    timm has no public way to remove a registration: its registry's tables are cleared of the name and its tags.
+    """
+    from timm.models import _registry
+
+    if _REGISTERED.pop(name, None) is None:
+        raise ValueError(f"{name!r} is not a registered i3zoo model")
+    for tagged in _registry._model_with_tags.pop(name, []) + [name]:
+        _registry._model_pretrained_cfgs.pop(tagged, None)
+        _registry._model_has_pretrained.discard(tagged)
+    module = _registry._model_to_module.pop(name, None)
+    _registry._module_to_models.get(module, set()).discard(name)
+    _registry._model_entrypoints.pop(name, None)
+    _registry._model_default_cfgs.pop(name, None)
 
 
 def list_models(filter: str = "", pretrained: bool = False) -> List[str]:
     """i3zoo's model names matching the wildcard ``filter``; with ``pretrained=True``, ``arch.tag`` names."""
-    return timm.list_models(filter, module=list(MODULES), pretrained=pretrained)
+    names = timm.list_models(filter, module=sorted(set(_REGISTERED.values())), pretrained=pretrained)
+    return [name for name in names if split_model_name_tag(name)[0] in _REGISTERED]
+
+
+def model_class(name: str) -> type:
+    """The declared class of registered model ``name`` (``arch`` or ``arch.tag``), e.g. ``I3ResNet50``; nothing is
+    built."""
+    _check_name(name)
+    return model_entrypoint(split_model_name_tag(name)[0]).model_cls
 
 
 def is_model(name: str) -> bool:

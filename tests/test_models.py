@@ -264,9 +264,8 @@ def test_parameter_count_is_the_2d_count_plus_the_temporal_taps(name):
     """
     model = meta_model(name)
     with torch.device("meta"):
-        model_2d = torchvision_2d_model(model.torchvision_arch)
-    ignored = model.ignored_2d_keys
-    params_2d = {k: p for k, p in model_2d.named_parameters() if not (ignored and ignored.match(k))}
+        model_2d = torchvision_2d_model(model.network_2d)
+    params_2d = model.network_2d.drop_ignored(dict(model_2d.named_parameters()))
     taps = 0
     for module_name, module in model.named_modules():
         if isinstance(module, nn.Conv3d):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
-from typing import Any, Dict, List, Optional, Pattern, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +13,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..weights.inflate import check_inflation_mode
-from ._builder import load_inflated_pretrained, resolve_cfg
+from ..weights.torchvision_imagenet import Torchvision2D
+from ._builder import load_at_init
 from .layers import LayerSpec, check_clip, min_input_size, temporal_padding_mode, total_stride
 
 __all__ = ["I3DNet", "GLOBAL_POOLS"]
@@ -68,12 +69,17 @@ class I3DNet(nn.Module):
     feature_flatten_sequential: bool = False
     #: torchvision starts DenseNet classifiers with a zero bias, ResNet ones with nn.Linear's default
     zero_classifier_bias: bool = False
-    #: registered name (``i3resnet50``) of a public subclass; empty for the generic family classes
+    #: registered name (``i3resnet50``) of a named class; empty for the generic family classes. The named classes
+    #: and the attributes below are set from the family's variant table (``_declare.declare``)
     arch_name: str = ""
-    #: the torchvision 2D architecture the weights come from (``torchvision.models.get_model`` name)
+    #: the torchvision 2D network the weights come from (``network_2d.arch`` is its ``get_model`` name)
+    network_2d: Optional[Torchvision2D] = None
     torchvision_arch: str = ""
-    #: 2D checkpoint keys the 3D model deliberately has no place for (a compiled regex; None: every key counts)
-    ignored_2d_keys: Optional[Pattern[str]] = None
+    #: the model card template of the family (``weights/card_templates/<name>.md``)
+    card_template: str = ""
+    #: (convolution, BatchNorm) child names, relative to any module, where the BatchNorm normalises that
+    #: convolution's output: what ``optimize_for_inference`` folds
+    conv_bn_pairs: Tuple[Tuple[str, str], ...] = ()
 
     def __init__(
         self,
@@ -147,9 +153,8 @@ class I3DNet(nn.Module):
         if not self.arch_name:
             self.pretrained_cfg = self.default_cfg = {}
             return
-        self.pretrained_cfg = self.default_cfg = resolve_cfg(self.arch_name, pretrained_cfg, pretrained_cfg_overlay)
-        if pretrained:
-            load_inflated_pretrained(self, self.pretrained_cfg, cache_dir=cache_dir)
+        self.pretrained_cfg = self.default_cfg = load_at_init(self, pretrained, pretrained_cfg,
+                                                              pretrained_cfg_overlay, cache_dir)
 
     # --- training conventions (MMAction2's frozen_stages / norm_eval) -----------------------------------
 

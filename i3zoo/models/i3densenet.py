@@ -17,24 +17,17 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from timm.models import generate_default_cfgs, register_model
 from torch import nn
-from torchvision.models import (
-    DenseNet121_Weights,
-    DenseNet161_Weights,
-    DenseNet169_Weights,
-    DenseNet201_Weights,
-)
 
-from ._builder import create_registered, pretrained_cfg_from_torchvision
+from ..weights.torchvision_imagenet import Torchvision2D
+from ._declare import Variant, declare
 from ._model import I3DNet
 from .layers import InflatedConv3d, LayerSpec
 
 __all__ = [
     "DenseNetDesign", "DENSENET_DESIGNS", "DENSENET_DESIGN", "DenseLayer3d", "DenseBlock3d", "Transition3d",
-    "I3DenseNet",
-    "I3DenseNet121", "I3DenseNet161", "I3DenseNet169", "I3DenseNet201",
-]
+    "I3DenseNet", "VARIANTS",
+]  # and the named classes of VARIANTS (declare, at the end)
 
 
 @dataclass(frozen=True)
@@ -131,6 +124,10 @@ class I3DenseNet(I3DNet):
     temporal: str = "seed"  # the one DenseNet design
     classifier_name = "classifier"
     first_conv_name = "features.conv0"
+    card_template = "i3densenet"
+    # pre-activation (BN-ReLU-conv): only the BatchNorms that follow a convolution fold, the stem's and each dense
+    # layer's second
+    conv_bn_pairs = (("conv0", "norm0"), ("conv1", "norm2"))
     feature_flatten_sequential = True  # feature_info names modules inside `features`
     zero_classifier_bias = True
 
@@ -208,61 +205,20 @@ class I3DenseNet(I3DNet):
         )
 
 
-class I3DenseNet121(I3DenseNet):
-    """DenseNet-121 inflated to 3D. Weights: ``tv_in1k``."""
+# --- the variants: each model declared once (``_declare.declare``) ----------------------------------------------
 
-    arch_name, torchvision_arch = "i3densenet121", "densenet121"
-    growth_rate, block_config, num_init_features = 32, (6, 12, 24, 16), 64
-
-
-class I3DenseNet161(I3DenseNet):
-    """DenseNet-161 inflated to 3D. Weights: ``tv_in1k``."""
-
-    arch_name, torchvision_arch = "i3densenet161", "densenet161"
-    growth_rate, block_config, num_init_features = 48, (6, 12, 36, 24), 96
-
-
-class I3DenseNet169(I3DenseNet):
-    """DenseNet-169 inflated to 3D. Weights: ``tv_in1k``."""
-
-    arch_name, torchvision_arch = "i3densenet169", "densenet169"
-    growth_rate, block_config, num_init_features = 32, (6, 12, 32, 32), 64
-
-
-class I3DenseNet201(I3DenseNet):
-    """DenseNet-201 inflated to 3D. Weights: ``tv_in1k``."""
-
-    arch_name, torchvision_arch = "i3densenet201", "densenet201"
-    growth_rate, block_config, num_init_features = 32, (6, 12, 48, 32), 64
-
-
-default_cfgs = generate_default_cfgs({
-    f"{arch}.tv_in1k": pretrained_cfg_from_torchvision(enum.IMAGENET1K_V1, classifier="classifier",
-                                                       first_conv="features.conv0")
-    for arch, enum in (("i3densenet121", DenseNet121_Weights), ("i3densenet161", DenseNet161_Weights),
-                       ("i3densenet169", DenseNet169_Weights), ("i3densenet201", DenseNet201_Weights))
-})
-
-
-@register_model
-def i3densenet121(pretrained: bool = False, **kwargs) -> I3DenseNet121:
-    """DenseNet-121 inflated to 3D; see :class:`I3DenseNet`."""
-    return create_registered(I3DenseNet121, pretrained, **kwargs)
-
-
-@register_model
-def i3densenet161(pretrained: bool = False, **kwargs) -> I3DenseNet161:
-    """DenseNet-161 inflated to 3D; see :class:`I3DenseNet`."""
-    return create_registered(I3DenseNet161, pretrained, **kwargs)
-
-
-@register_model
-def i3densenet169(pretrained: bool = False, **kwargs) -> I3DenseNet169:
-    """DenseNet-169 inflated to 3D; see :class:`I3DenseNet`."""
-    return create_registered(I3DenseNet169, pretrained, **kwargs)
-
-
-@register_model
-def i3densenet201(pretrained: bool = False, **kwargs) -> I3DenseNet201:
-    """DenseNet-201 inflated to 3D; see :class:`I3DenseNet`."""
-    return create_registered(I3DenseNet201, pretrained, **kwargs)
+VARIANTS = [
+    Variant("i3densenet121", "I3DenseNet121", "DenseNet-121 inflated to 3D",
+            Torchvision2D("densenet121", "DenseNet-121"),
+            dict(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64)),
+    Variant("i3densenet161", "I3DenseNet161", "DenseNet-161 inflated to 3D",
+            Torchvision2D("densenet161", "DenseNet-161"),
+            dict(growth_rate=48, block_config=(6, 12, 36, 24), num_init_features=96)),
+    Variant("i3densenet169", "I3DenseNet169", "DenseNet-169 inflated to 3D",
+            Torchvision2D("densenet169", "DenseNet-169"),
+            dict(growth_rate=32, block_config=(6, 12, 32, 32), num_init_features=64)),
+    Variant("i3densenet201", "I3DenseNet201", "DenseNet-201 inflated to 3D",
+            Torchvision2D("densenet201", "DenseNet-201"),
+            dict(growth_rate=32, block_config=(6, 12, 48, 32), num_init_features=64)),
+]
+__all__ += declare(I3DenseNet, VARIANTS, __name__)

@@ -23,7 +23,7 @@ choice is kept:
   ``IMAGENET1K_V1`` model takes ImageNet-normalised images and re-normalises them first. So does this model
   (``transform_input=True``, the default for 3 channels), so it takes the same input as every i3zoo model;
 * the auxiliary classifiers (``aux1``, ``aux2``) are dropped, as torchvision drops them for pretrained
-  evaluation; the inflation loader ignores exactly their keys (``ignored_2d_keys``) and nothing else;
+  evaluation; the inflation loader ignores exactly their keys (the declaration's ``ignored_keys``) and nothing else;
 * the head is a global average over T, H and W and the linear ``fc`` (torchvision's), where the paper has a
   2x7x7 average pool, a 1x1x1 convolution and an average of the logits over time: the same function for a
   clip of the size it was trained on, and any clip size here.
@@ -31,21 +31,19 @@ choice is kept:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import torch
-from timm.models import generate_default_cfgs, register_model
 from torch import nn
-from torchvision.models import GoogLeNet_Weights
 
-from ._builder import create_registered, pretrained_cfg_from_torchvision
+from ..weights.torchvision_imagenet import Torchvision2D
+from ._declare import Variant, declare
 from ._model import I3DNet
 from .layers import InflatedConv3d, LayerSpec
 
 __all__ = ["InceptionDesign", "INCEPTION_DESIGNS", "BasicConv3d", "Inception3d", "ImageNetToInceptionInput",
-           "I3InceptionV1"]
+           "I3Inception", "VARIANTS"]  # and the named class of VARIANTS (declare, at the end)
 
 
 @dataclass(frozen=True)
@@ -139,9 +137,10 @@ class ImageNetToInceptionInput(nn.Module):
                           for c, (mean, std) in enumerate(zip(self.MEAN, self.STD))], 1)
 
 
-class I3InceptionV1(I3DNet):
-    """Inception-v1 (torchvision's GoogLeNet) inflated to 3D in the I3D paper's design. Input (N, C, T, H, W),
-    ImageNet-normalised; output (N, num_classes).
+class I3Inception(I3DNet):
+    """Inception-v1 (torchvision's GoogLeNet) inflated to 3D in the I3D paper's design (the family of
+    :class:`I3InceptionV1`, the named model with weights). Input (N, C, T, H, W), ImageNet-normalised; output
+    (N, num_classes).
 
     Args:
         transform_input: re-normalise ImageNet-normalised input to the [-1, 1] scale of torchvision's weights
@@ -150,13 +149,11 @@ class I3InceptionV1(I3DNet):
         Every other (keyword) argument is :class:`i3zoo.models._model.I3DNet`'s.
     """
 
-    arch_name, torchvision_arch = "i3inception_v1", "googlenet"
     temporal = "i3d"
     classifier_name = "fc"
     first_conv_name = "conv1.conv"
-    #: 2D keys the model has no place for, dropped before the strict inflation: torchvision's auxiliary
-    #: classifiers, which its pretrained GoogLeNet also drops for evaluation (``aux_logits=False``)
-    ignored_2d_keys = re.compile(r"^aux[12]\.")
+    card_template = "i3inception"
+    conv_bn_pairs = (("conv", "bn"),)  # every BasicConv3d, stem and branches
 
     def _build(self, transform_input: Optional[bool] = None) -> None:
         if transform_input is None:
@@ -229,13 +226,17 @@ class I3InceptionV1(I3DNet):
             (rf"^inception(\d){letter}", (index,)) for index, letter in enumerate("abcde")])
 
 
-default_cfgs = generate_default_cfgs({
-    "i3inception_v1.tv_in1k": pretrained_cfg_from_torchvision(GoogLeNet_Weights.IMAGENET1K_V1, classifier="fc",
-                                                              first_conv="conv1.conv"),
-})
+# --- the variants: each model declared once (``_declare.declare``) ----------------------------------------------
 
-
-@register_model
-def i3inception_v1(pretrained: bool = False, **kwargs) -> I3InceptionV1:
-    """Inception-v1 (GoogLeNet) inflated to 3D in the I3D paper's design; see :class:`I3InceptionV1`."""
-    return create_registered(I3InceptionV1, pretrained, **kwargs)
+VARIANTS = [
+    Variant("i3inception_v1", "I3InceptionV1",
+            "Inception-v1 (torchvision's GoogLeNet) inflated to 3D in the I3D paper's design",
+            # torchvision's builder sets these for its ImageNet weights, which take [-1, 1] input (re-normalised by
+            # transform_input) and hold the auxiliary classifiers, which the 3D model drops (as torchvision does
+            # for pretrained evaluation, aux_logits=False): every other key must fill the model
+            Torchvision2D("googlenet", "GoogLeNet (Inception-v1)",
+                          builder_args=dict(transform_input=True, aux_logits=True, init_weights=False),
+                          ignored_keys=r"^aux[12]\."),
+            dict(temporal="i3d")),
+]
+__all__ += declare(I3Inception, VARIANTS, __name__)

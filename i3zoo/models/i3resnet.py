@@ -34,22 +34,18 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from timm.models import generate_default_cfgs, register_model
 from torch import nn
-from torchvision.models import get_model_weights
 
-from ..weights.pytorchvideo import PYTORCHVIDEO_KINETICS400, pretrained_cfg_from_pytorchvideo
-from ._builder import CLIP_CONVENTIONS, create_registered, pretrained_cfg_from_torchvision
+from ..weights.pytorchvideo import kinetics_tag
+from ..weights.torchvision_imagenet import Torchvision2D
+from ._declare import Variant, declare
 from ._model import I3DNet
 from .layers import InflatedConv3d, LayerSpec, Triple
 
 __all__ = [
     "ResNetDesign", "StageDesign", "BottleneckDesign", "BasicBlockDesign", "RESNET_DESIGNS", "BASIC_RESNET_DESIGNS",
-    "Bottleneck3d", "BasicBlock3d", "I3ResNet",
-    "I3ResNet18", "I3ResNet34", "I3ResNet18C2D", "I3ResNet34C2D",
-    "I3ResNet50", "I3ResNet101", "I3ResNet152", "I3ResNet50I3D", "I3ResNet50SlowOnly", "I3ResNet50C2D",
-    "I3ResNeXt50_32x4d", "I3ResNeXt101_32x8d", "I3ResNeXt101_64x4d", "I3WideResNet50_2", "I3WideResNet101_2",
-]
+    "Bottleneck3d", "BasicBlock3d", "I3ResNet", "VARIANTS",
+]  # and the named classes of VARIANTS (declare, at the end)
 
 
 @dataclass(frozen=True)
@@ -315,6 +311,8 @@ class I3ResNet(I3DNet):
     groups: int = 1
     width_per_group: int = 64
     classifier_name = "fc"
+    card_template = "i3resnet"
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("downsample.0", "downsample.1"))
 
     def _build(self, block_counts: Optional[Sequence[int]] = None, temporal: Optional[str] = None,
                block: Optional[str] = None, groups: Optional[int] = None,
@@ -412,222 +410,63 @@ def _named_resnets() -> List[type]:
     return [c for c in I3ResNet.__subclasses__() if c.arch_name]
 
 
-class I3ResNet18(I3ResNet):
-    """ResNet-18 inflated to 3D (BasicBlocks, 3x3x3 on both convolutions). Weights: ``tv_in1k``."""
-
-    arch_name, torchvision_arch, block = "i3resnet18", "resnet18", "basic"
-    block_counts = (2, 2, 2, 2)
-
-
-class I3ResNet34(I3ResNet):
-    """ResNet-34 inflated to 3D (BasicBlocks, 3x3x3 on both convolutions). Weights: ``tv_in1k``."""
-
-    arch_name, torchvision_arch, block = "i3resnet34", "resnet34", "basic"
-    block_counts = (3, 4, 6, 3)
-
-
-class I3ResNet18C2D(I3ResNet):
-    """ResNet-18 in the C2D design (no temporal kernel, a 2x1x1 time pool after layer1). Weights: ``tv_in1k``."""
-
-    arch_name, torchvision_arch, block, temporal = "i3resnet18_c2d", "resnet18", "basic", "c2d"
-    block_counts = (2, 2, 2, 2)
-
-
-class I3ResNet34C2D(I3ResNet):
-    """ResNet-34 in the C2D design (no temporal kernel, a 2x1x1 time pool after layer1). Weights: ``tv_in1k``."""
-
-    arch_name, torchvision_arch, block, temporal = "i3resnet34_c2d", "resnet34", "basic", "c2d"
-    block_counts = (3, 4, 6, 3)
-
-
-class I3ResNet50(I3ResNet):
-    """ResNet-50 inflated to 3D. Weights: ``tv_in1k`` (default), ``tv2_in1k``."""
-
-    arch_name, torchvision_arch = "i3resnet50", "resnet50"
-    block_counts = (3, 4, 6, 3)
-
-
-class I3ResNet101(I3ResNet):
-    """ResNet-101 inflated to 3D. Weights: ``tv_in1k`` (default), ``tv2_in1k``."""
-
-    arch_name, torchvision_arch = "i3resnet101", "resnet101"
-    block_counts = (3, 4, 23, 3)
-
-
-class I3ResNet152(I3ResNet):
-    """ResNet-152 inflated to 3D. Weights: ``tv_in1k`` (default), ``tv2_in1k``."""
-
-    arch_name, torchvision_arch = "i3resnet152", "resnet152"
-    block_counts = (3, 8, 36, 3)
-
-
-class I3ResNet50I3D(I3ResNet):
-    """ResNet-50 in PyTorchVideo's I3D design (``i3d_r50``). Weights: ``tv_in1k`` (default), ``tv2_in1k``
-    (inflated from ImageNet), ``ptv_k400`` (PyTorchVideo's Kinetics-400 checkpoint, top-1 73.3)."""
-
-    arch_name, torchvision_arch, temporal = "i3resnet50_i3d", "resnet50", "i3d"
-    block_counts = (3, 4, 6, 3)
-
-
-class I3ResNet50SlowOnly(I3ResNet):
-    """ResNet-50 in PyTorchVideo's SlowOnly design (``slow_r50``). Weights: ``tv_in1k`` (default), ``tv2_in1k``,
-    ``ptv_k400`` (Kinetics-400, top-1 74.6)."""
-
-    arch_name, torchvision_arch, temporal = "i3resnet50_slowonly", "resnet50", "slowonly"
-    block_counts = (3, 4, 6, 3)
-
-
-class I3ResNet50C2D(I3ResNet):
-    """ResNet-50 in PyTorchVideo's C2D design (``c2d_r50``). Weights: ``tv_in1k`` (default), ``tv2_in1k``,
-    ``ptv_k400`` (Kinetics-400, top-1 71.5)."""
-
-    arch_name, torchvision_arch, temporal = "i3resnet50_c2d", "resnet50", "c2d"
-    block_counts = (3, 4, 6, 3)
-
-
-class I3ResNeXt50_32x4d(I3ResNet):
-    """ResNeXt-50 32x4d inflated to 3D (32 groups of 4 channels per 3x3). Weights: ``tv_in1k``, ``tv2_in1k``."""
-
-    arch_name, torchvision_arch = "i3resnext50_32x4d", "resnext50_32x4d"
-    block_counts, groups, width_per_group = (3, 4, 6, 3), 32, 4
-
-
-class I3ResNeXt101_32x8d(I3ResNet):
-    """ResNeXt-101 32x8d inflated to 3D. Weights: ``tv_in1k``, ``tv2_in1k``."""
-
-    arch_name, torchvision_arch = "i3resnext101_32x8d", "resnext101_32x8d"
-    block_counts, groups, width_per_group = (3, 4, 23, 3), 32, 8
-
-
-class I3ResNeXt101_64x4d(I3ResNet):
-    """ResNeXt-101 64x4d inflated to 3D. Weights: ``tv_in1k`` (torchvision's IMAGENET1K_V1, its only ones)."""
-
-    arch_name, torchvision_arch = "i3resnext101_64x4d", "resnext101_64x4d"
-    block_counts, groups, width_per_group = (3, 4, 23, 3), 64, 4
-
-
-class I3WideResNet50_2(I3ResNet):
-    """Wide ResNet-50-2 inflated to 3D (bottlenecks twice as wide). Weights: ``tv_in1k``, ``tv2_in1k``."""
-
-    arch_name, torchvision_arch = "i3wide_resnet50_2", "wide_resnet50_2"
-    block_counts, width_per_group = (3, 4, 6, 3), 128
-
-
-class I3WideResNet101_2(I3ResNet):
-    """Wide ResNet-101-2 inflated to 3D. Weights: ``tv_in1k``, ``tv2_in1k``."""
-
-    arch_name, torchvision_arch = "i3wide_resnet101_2", "wide_resnet101_2"
-    block_counts, width_per_group = (3, 4, 23, 3), 128
-
-
-#: torchvision's weight entries and their timm-style tags (every entry torchvision has for an architecture)
-TORCHVISION_TAGS = {"IMAGENET1K_V1": "tv_in1k", "IMAGENET1K_V2": "tv2_in1k"}
-
-default_cfgs = generate_default_cfgs({
-    **{
-        f"{cls.arch_name}.{TORCHVISION_TAGS[entry.name]}": pretrained_cfg_from_torchvision(
-            entry, classifier="fc", first_conv="conv1")
-        for cls in _named_resnets()
-        for entry in get_model_weights(cls.torchvision_arch)  # V1 first: the default tag
-    },
-    **{
-        f"{cls.arch_name}.ptv_k400": pretrained_cfg_from_pytorchvideo(cls.temporal, classifier="fc",
-                                                                       first_conv="conv1")
-        for cls in (I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNet50C2D)
-    },
-})
-
-for _cls in (I3ResNet50I3D, I3ResNet50SlowOnly, I3ResNet50C2D):
-    _published = PYTORCHVIDEO_KINETICS400[_cls.temporal]
-    CLIP_CONVENTIONS[f"{_cls.arch_name}.ptv_k400"] = dict(clip_len=_published.clip_len,
-                                                          frame_interval=_published.frame_interval)
-
-
-@register_model
-def i3resnet50(pretrained: bool = False, **kwargs) -> I3ResNet50:
-    """ResNet-50 inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3ResNet50, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet101(pretrained: bool = False, **kwargs) -> I3ResNet101:
-    """ResNet-101 inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3ResNet101, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet152(pretrained: bool = False, **kwargs) -> I3ResNet152:
-    """ResNet-152 inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3ResNet152, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet50_i3d(pretrained: bool = False, **kwargs) -> I3ResNet50I3D:
-    """ResNet-50 in PyTorchVideo's I3D design; see :class:`I3ResNet50I3D`."""
-    return create_registered(I3ResNet50I3D, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet50_slowonly(pretrained: bool = False, **kwargs) -> I3ResNet50SlowOnly:
-    """ResNet-50 in PyTorchVideo's SlowOnly design; see :class:`I3ResNet50SlowOnly`."""
-    return create_registered(I3ResNet50SlowOnly, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet50_c2d(pretrained: bool = False, **kwargs) -> I3ResNet50C2D:
-    """ResNet-50 in PyTorchVideo's C2D design; see :class:`I3ResNet50C2D`."""
-    return create_registered(I3ResNet50C2D, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet18(pretrained: bool = False, **kwargs) -> I3ResNet18:
-    """ResNet-18 inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3ResNet18, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet34(pretrained: bool = False, **kwargs) -> I3ResNet34:
-    """ResNet-34 inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3ResNet34, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet18_c2d(pretrained: bool = False, **kwargs) -> I3ResNet18C2D:
-    """ResNet-18 in the C2D design; see :class:`I3ResNet18C2D`."""
-    return create_registered(I3ResNet18C2D, pretrained, **kwargs)
-
-
-@register_model
-def i3resnet34_c2d(pretrained: bool = False, **kwargs) -> I3ResNet34C2D:
-    """ResNet-34 in the C2D design; see :class:`I3ResNet34C2D`."""
-    return create_registered(I3ResNet34C2D, pretrained, **kwargs)
-
-
-@register_model
-def i3resnext50_32x4d(pretrained: bool = False, **kwargs) -> I3ResNeXt50_32x4d:
-    """ResNeXt-50 32x4d inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3ResNeXt50_32x4d, pretrained, **kwargs)
-
-
-@register_model
-def i3resnext101_32x8d(pretrained: bool = False, **kwargs) -> I3ResNeXt101_32x8d:
-    """ResNeXt-101 32x8d inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3ResNeXt101_32x8d, pretrained, **kwargs)
-
-
-@register_model
-def i3resnext101_64x4d(pretrained: bool = False, **kwargs) -> I3ResNeXt101_64x4d:
-    """ResNeXt-101 64x4d inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3ResNeXt101_64x4d, pretrained, **kwargs)
-
-
-@register_model
-def i3wide_resnet50_2(pretrained: bool = False, **kwargs) -> I3WideResNet50_2:
-    """Wide ResNet-50-2 inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3WideResNet50_2, pretrained, **kwargs)
-
-
-@register_model
-def i3wide_resnet101_2(pretrained: bool = False, **kwargs) -> I3WideResNet101_2:
-    """Wide ResNet-101-2 inflated to 3D; see :class:`I3ResNet`."""
-    return create_registered(I3WideResNet101_2, pretrained, **kwargs)
+# --- the variants: each model declared once (``_declare.declare``) ----------------------------------------------
+
+_RESNEXT = """
+@inproceedings{xie2017aggregated,
+  title={Aggregated Residual Transformations for Deep Neural Networks},
+  author={Xie, Saining and Girshick, Ross and Doll{\\'a}r, Piotr and Tu, Zhuowen and He, Kaiming},
+  booktitle={CVPR}, year={2017}
+}"""
+_WIDE_RESNET = """
+@inproceedings{zagoruyko2016wide,
+  title={Wide Residual Networks},
+  author={Zagoruyko, Sergey and Komodakis, Nikos},
+  booktitle={BMVC}, year={2016}
+}"""
+_R18, _R34_50, _R101, _R152 = (2, 2, 2, 2), (3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3)
+_RESNET18, _RESNET34 = Torchvision2D("resnet18", "ResNet-18"), Torchvision2D("resnet34", "ResNet-34")
+_RESNET50 = Torchvision2D("resnet50", "ResNet-50")
+_BASIC = dict(block="basic")
+
+VARIANTS = [
+    Variant("i3resnet18", "I3ResNet18", "ResNet-18 inflated to 3D (BasicBlocks, 3x3x3 on both convolutions)",
+            _RESNET18, dict(_BASIC, block_counts=_R18)),
+    Variant("i3resnet34", "I3ResNet34", "ResNet-34 inflated to 3D (BasicBlocks, 3x3x3 on both convolutions)",
+            _RESNET34, dict(_BASIC, block_counts=_R34_50)),
+    Variant("i3resnet18_c2d", "I3ResNet18C2D",
+            "ResNet-18 in the C2D design (no temporal kernel, a 2x1x1 time pool after layer1)",
+            _RESNET18, dict(_BASIC, temporal="c2d", block_counts=_R18)),
+    Variant("i3resnet34_c2d", "I3ResNet34C2D",
+            "ResNet-34 in the C2D design (no temporal kernel, a 2x1x1 time pool after layer1)",
+            _RESNET34, dict(_BASIC, temporal="c2d", block_counts=_R34_50)),
+    Variant("i3resnet50", "I3ResNet50", "ResNet-50 inflated to 3D", _RESNET50, dict(block_counts=_R34_50)),
+    Variant("i3resnet101", "I3ResNet101", "ResNet-101 inflated to 3D", Torchvision2D("resnet101", "ResNet-101"),
+            dict(block_counts=_R101)),
+    Variant("i3resnet152", "I3ResNet152", "ResNet-152 inflated to 3D", Torchvision2D("resnet152", "ResNet-152"),
+            dict(block_counts=_R152)),
+    Variant("i3resnet50_i3d", "I3ResNet50I3D", "ResNet-50 in PyTorchVideo's I3D design (``i3d_r50``)", _RESNET50,
+            dict(temporal="i3d", block_counts=_R34_50), extra_tags=dict(ptv_k400=kinetics_tag("i3d"))),
+    Variant("i3resnet50_slowonly", "I3ResNet50SlowOnly", "ResNet-50 in PyTorchVideo's SlowOnly design (``slow_r50``)",
+            _RESNET50, dict(temporal="slowonly", block_counts=_R34_50),
+            extra_tags=dict(ptv_k400=kinetics_tag("slowonly"))),
+    Variant("i3resnet50_c2d", "I3ResNet50C2D", "ResNet-50 in PyTorchVideo's C2D design (``c2d_r50``)", _RESNET50,
+            dict(temporal="c2d", block_counts=_R34_50), extra_tags=dict(ptv_k400=kinetics_tag("c2d"))),
+    Variant("i3resnext50_32x4d", "I3ResNeXt50_32x4d",
+            "ResNeXt-50 32x4d inflated to 3D (32 groups of 4 channels per 3x3)",
+            Torchvision2D("resnext50_32x4d", "ResNeXt-50 32x4d", citation=_RESNEXT),
+            dict(block_counts=_R34_50, groups=32, width_per_group=4)),
+    Variant("i3resnext101_32x8d", "I3ResNeXt101_32x8d", "ResNeXt-101 32x8d inflated to 3D",
+            Torchvision2D("resnext101_32x8d", "ResNeXt-101 32x8d", citation=_RESNEXT),
+            dict(block_counts=_R101, groups=32, width_per_group=8)),
+    Variant("i3resnext101_64x4d", "I3ResNeXt101_64x4d", "ResNeXt-101 64x4d inflated to 3D",
+            Torchvision2D("resnext101_64x4d", "ResNeXt-101 64x4d", citation=_RESNEXT),
+            dict(block_counts=_R101, groups=64, width_per_group=4)),
+    Variant("i3wide_resnet50_2", "I3WideResNet50_2", "Wide ResNet-50-2 inflated to 3D (bottlenecks twice as wide)",
+            Torchvision2D("wide_resnet50_2", "Wide ResNet-50-2", citation=_WIDE_RESNET),
+            dict(block_counts=_R34_50, width_per_group=128)),
+    Variant("i3wide_resnet101_2", "I3WideResNet101_2", "Wide ResNet-101-2 inflated to 3D",
+            Torchvision2D("wide_resnet101_2", "Wide ResNet-101-2", citation=_WIDE_RESNET),
+            dict(block_counts=_R101, width_per_group=128)),
+]
+__all__ += declare(I3ResNet, VARIANTS, __name__)

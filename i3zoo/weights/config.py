@@ -15,13 +15,17 @@ from typing import Any, Dict, Optional, Sequence
 
 from .checkpoints import CheckpointError, offline, require_regular_file
 
-__all__ = ["CONFIG_NAME", "MODEL_ARGS", "validate_config", "read_config", "read_source_config", "hub_file"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "MODEL_ARGS", "validate_config", "read_config",
+           "read_source_config", "hub_file"]
 
 CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
 #: the constructor arguments a config's ``model_args`` may set (what ``save_pretrained`` writes)
 MODEL_ARGS = ("inflation", "num_classes", "in_chans", "global_pool", "drop_rate", "transform_input")
 #: pretrained-cfg fields that name where weights come from: a config never sets them (timm's export drops them)
-_SOURCE_FIELDS = ("url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source")
+_SOURCE_FIELDS = ("url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source",
+                  "weights_source")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 

@@ -1,4 +1,4 @@
-"""Pre-inflated weights: ``save_pretrained``, ``push_to_hub``, and reading them back.
+"""Pre-inflated weights: ``save_pretrained`` and ``push_to_hub`` (``preinflated.py`` reads them back).
 
 A saved variant is a folder in timm's Hugging Face layout: ``model.safetensors`` (never a pickle), a
 timm-layout ``config.json`` (written by timm's own ``save_config_for_hf``) with i3zoo's video facts under a
@@ -12,98 +12,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import torch
 from torch import nn
 
-from .checkpoints import CheckpointError, check_state_dict, offline, sha256_of
-from .config import CONFIG_NAME, read_config
-from .config import hub_file as _hub_file
+from .checkpoints import sha256_of
+from .config import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 
 __all__ = ["save_pretrained", "push_to_hub", "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME"]
 
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
 FORMAT_VERSION = 1
-
-
-# --- reading -----------------------------------------------------------------------------------------------
-
-def _read_verified(weights: Path, config: Path, expected_sha256: Optional[str], source: str):
-    """The state dict of a pre-inflated folder, hash-checked, and the config's ``"i3zoo"`` block.
-
-    The block gains ``source`` and ``num_classes`` (the config's, validated; the caller checks it against the
-    classifier in the weights).
-    """
-    from safetensors.torch import load_file
-
-    from ..registry import list_models
-
-    parsed = read_config(config, source, list_models())
-    meta = parsed["i3zoo"]
-    expected = (expected_sha256 or meta["weights_sha256"]).lower()
-    actual = sha256_of(weights)
-    if actual != expected:
-        raise CheckpointError(
-            f"{source}: {WEIGHTS_NAME} ({weights}) does not match its recorded sha256: expected {expected}, got "
-            f"{actual}. It was not loaded; delete the file (or the Hugging Face cache entry) and download it again."
-        )
-    try:
-        state_dict = check_state_dict(load_file(str(weights), device="cpu"), f"{source}: {WEIGHTS_NAME}")
-    except CheckpointError:
-        raise
-    except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"{source}: {weights} is not a readable safetensors file: {e}") from e
-    num_classes = parsed.get("num_classes", parsed.get("model_args", {}).get("num_classes"))
-    return state_dict, dict(meta, source=source, num_classes=num_classes)
-
-
-def read_preinflated(pretrained_cfg: Dict[str, Any], *, cache_dir=None) -> Tuple[Dict[str, torch.Tensor], Dict]:
-    """The 3D state dict and the ``"i3zoo"`` config block of an ``hf-hub:`` or ``local-dir:`` model."""
-    if pretrained_cfg["source"] == "local-dir":
-        folder = Path(pretrained_cfg["file"])
-        return _read_verified(folder / WEIGHTS_NAME, folder / CONFIG_NAME, None, f"local-dir:{folder.name}")
-    from timm.models._hub import hf_split
-
-    repo_id, revision = hf_split(pretrained_cfg["hf_hub_id"])
-    config = _hub_file(repo_id, CONFIG_NAME, revision, cache_dir)
-    weights = _hub_file(repo_id, WEIGHTS_NAME, revision, cache_dir)
-    return _read_verified(weights, config, None, f"hf-hub:{pretrained_cfg['hf_hub_id']}")
-
-
-def read_published(name: str, record, *, cache_dir=None):
-    """The Hub copy of registered tag ``name``, hash-checked; None (with a warning) if the Hub cannot serve it."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
-
-    cached = isinstance(try_to_load_from_cache(record.repo_id, WEIGHTS_NAME, revision=record.revision,
-                                               cache_dir=cache_dir), str)
-    try:
-        if not cached and not offline():
-            # hf_hub_download retries an unreachable Hub with backoff for about 25 s before it gives up; one
-            # plain request tells sooner, and there is a fallback to go to
-            get_hf_file_metadata(hf_hub_url(record.repo_id, WEIGHTS_NAME, revision=record.revision))
-        config = _hub_file(record.repo_id, CONFIG_NAME, record.revision, cache_dir)
-        weights = _hub_file(record.repo_id, WEIGHTS_NAME, record.revision, cache_dir)
-    except Exception as e:  # offline, unreachable, repo gone: all mean "inflate the 2D source instead"
-        warnings.warn(
-            f"pre-inflated weights for {name} could not be fetched from the Hugging Face Hub "
-            f"({record.repo_id}@{record.revision[:12]}: {type(e).__name__}); inflating the 2D source instead",
-            stacklevel=4,
-        )
-        return None
-    return _read_verified(weights, config, record.sha256, f"hf-hub:{record.repo_id}")
-
-
-def check_inflation(info: Dict[str, Any], model: nn.Module) -> None:
-    saved = info.get("inflation")
-    if saved and saved != model.inflation:
-        raise ValueError(
-            f"{info['source']} holds weights inflated in {saved!r} mode; they cannot fill a model built with "
-            f"inflation={model.inflation!r} (drop the inflation argument to use the saved mode)"
-        )
 
 
 # --- writing -----------------------------------------------------------------------------------------------
@@ -202,16 +121,6 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
     Returns:
         The folder.
     """
-    import shutil
-    import uuid
-
-    from filelock import FileLock
-    from safetensors.torch import save_file
-    from timm.models._hub import save_config_for_hf
-
-    from .cards import render_card, render_finetuned_card
-    from .verify import measure_equivalence
-
     model = _unwrap(model)
     target = Path(os.path.abspath(directory))
     if not target.name:
@@ -221,24 +130,44 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
         label_names = [str(name) for name in label_names]
         if len(label_names) != model.num_classes:
             raise ValueError(f"{len(label_names)} label names for a model of {model.num_classes} classes")
-
     # first everything that can fail, while nothing is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    model_id = f"{model.arch_name}.{model.pretrained_cfg.get('tag')}"
     source_2d = _public_source_2d(model)
+    card, equivalence = _card(model, source_2d, measure=measure, label_names=label_names, training=training)
+    config = _timm_config(model, label_names)
+    i3zoo_block = dict(format_version=FORMAT_VERSION, **model.video_facts(), source_2d=source_2d,
+                       equivalence=equivalence)
     if training is not None:
-        missing = {"start", "train", "epochs", "validation"} - set(training)
-        if missing:
-            raise ValueError(f"training needs {', '.join(sorted(missing))}; got {', '.join(sorted(training))}")
-        equivalence = {"measured": False, "why": "weights trained after inflation: the equivalence no longer holds"}
-        card = render_finetuned_card(model_id, inflation=model.inflation, num_classes=model.num_classes,
-                                     params=sum(t.numel() for t in model.parameters()),
-                                     label_names=label_names or model.pretrained_cfg.get("label_names"),
-                                     training=training)
-    else:
+        i3zoo_block["training"] = dict(training)
+    _write_folder(target, tensors, config, i3zoo_block, card)
+    return target
+
+
+def _card(model: nn.Module, source_2d: Dict[str, Any], *, measure: bool, label_names: Optional[List[str]],
+          training: Optional[Dict[str, Any]]) -> Tuple[str, Dict[str, Any]]:
+    """The model card and the equivalence record of a save (measured here, unless trained or not asked for)."""
+    from .cards import render_card, render_finetuned_card
+    from .verify import measure_equivalence
+
+    model_id = f"{model.arch_name}.{model.pretrained_cfg.get('tag')}"
+    if training is None:
         equivalence = measure_equivalence(model) if measure else {"measured": False, "why": "not asked for"}
-        card = render_card(model_id, inflation=model.inflation, num_classes=model.num_classes,
-                           equivalence=equivalence, source_2d=source_2d)
+        return render_card(model_id, inflation=model.inflation, num_classes=model.num_classes,
+                           equivalence=equivalence, source_2d=source_2d), equivalence
+    missing = {"start", "train", "epochs", "validation"} - set(training)
+    if missing:
+        raise ValueError(f"training needs {', '.join(sorted(missing))}; got {', '.join(sorted(training))}")
+    card = render_finetuned_card(model_id, inflation=model.inflation, num_classes=model.num_classes,
+                                 params=sum(t.numel() for t in model.parameters()),
+                                 label_names=label_names or model.pretrained_cfg.get("label_names"),
+                                 training=training)
+    return card, {"measured": False, "why": "weights trained after inflation: the equivalence no longer holds"}
+
+
+def _timm_config(model: nn.Module, label_names: Optional[List[str]]) -> Dict[str, Any]:
+    """timm's ``config.json`` of the model (its own ``save_config_for_hf``), less what a saved config never holds."""
+    from timm.models._hub import save_config_for_hf
+
     with tempfile.TemporaryDirectory(prefix="i3zoo-config-") as scratch:
         timm_config = Path(scratch) / CONFIG_NAME
         # timm keeps label_names only when the cfg's num_classes is the model's: say both
@@ -250,6 +179,19 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
     # model starts unfrozen), and config.json may only hold what rebuilds the network
     for training_convention in ("frozen_stages", "norm_eval"):
         config.get("model_args", {}).pop(training_convention, None)
+    # which source read the weights is the tag's business: the folder's weights are read as a folder
+    config.get("pretrained_cfg", {}).pop("weights_source", None)
+    return config
+
+
+def _write_folder(target: Path, tensors: Dict[str, Any], config: Dict[str, Any], i3zoo_block: Dict[str, Any],
+                  card: str) -> None:
+    """Write the folder into a staging sibling and swap it in for ``target``, under the folder's lock."""
+    import shutil
+    import uuid
+
+    from filelock import FileLock
+    from safetensors.torch import save_file
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{target.name}.i3zoo-lock")):
@@ -261,10 +203,11 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
         staging.mkdir()
         try:
             save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
-            config["i3zoo"] = dict(format_version=FORMAT_VERSION, **model.video_facts(), source_2d=source_2d,
-                                   weights_sha256=sha256_of(staging / WEIGHTS_NAME), equivalence=equivalence)
-            if training is not None:
-                config["i3zoo"]["training"] = dict(training)
+            block = config["i3zoo"] = {}
+            for key, value in i3zoo_block.items():
+                block[key] = value
+                if key == "source_2d":  # where format 1 records the weights' hash
+                    block["weights_sha256"] = sha256_of(staging / WEIGHTS_NAME)
             (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
             (staging / CARD_NAME).write_text(card, encoding="utf-8")
             if not target.exists():
@@ -279,7 +222,6 @@ def save_pretrained(model: nn.Module, directory: Union[str, os.PathLike], *, mea
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return target
 
 
 def push_to_hub(

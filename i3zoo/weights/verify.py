@@ -10,12 +10,12 @@ import contextlib
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torchvision
 
-from ..registry import create_model, meta_model
+from ..registry import create_model, list_models, model_class
 from .checkpoints import CheckpointError, cached_path, fetch_checkpoint, read_state_dict
 from .inflate import INFLATION_MODES, remap_legacy_densenet_keys
 
@@ -92,24 +92,26 @@ def _default_url(name: str) -> str:
     return get_pretrained_cfg(name).url
 
 
-#: constructor arguments torchvision's builder sets when it loads an architecture's ImageNet weights (and the
-#: 2D model these checks compare with must have): GoogLeNet's weights take [-1, 1] input, re-normalised from
-#: ImageNet normalisation by ``transform_input``, and its files hold the auxiliary classifiers
-PRETRAINED_2D_ARGS: Dict[str, Dict[str, object]] = {
-    "googlenet": dict(transform_input=True, aux_logits=True, init_weights=False),
-}
+#: a 2D network: a torchvision name (``"googlenet"``), or a declared ``Torchvision2D`` (anything with ``build()``)
+Network2D = Union[str, Any]
 
 
-def torchvision_2d_model(torchvision_arch: str) -> torch.nn.Module:
-    """torchvision's 2D ``torchvision_arch``, randomly initialised, built as for its ImageNet weights."""
-    return torchvision.models.get_model(torchvision_arch, weights=None,
-                                        **PRETRAINED_2D_ARGS.get(torchvision_arch, {}))
+def torchvision_2d_model(network: Network2D) -> torch.nn.Module:
+    """torchvision's 2D network, randomly initialised, built as for its ImageNet weights: by the declaration of a
+    registered model that mirrors it (GoogLeNet's weights need ``transform_input`` ...), or plainly."""
+    if isinstance(network, str):
+        declared = (model_class(name).network_2d for name in list_models())
+        found = next((d for d in declared if d.arch == network), None)
+        if found is None:
+            return torchvision.models.get_model(network, weights=None)
+        network = found
+    return network.build()
 
 
-def seeded_2d_state_dict(torchvision_arch: str, seed: int = 0) -> Dict[str, torch.Tensor]:
+def seeded_2d_state_dict(network: Network2D, seed: int = 0) -> Dict[str, torch.Tensor]:
     """A torchvision model's state dict with seeded random weights and randomized BatchNorm statistics."""
     torch.manual_seed(seed)
-    model = torchvision_2d_model(torchvision_arch)
+    model = torchvision_2d_model(network)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for m in model.modules():
@@ -161,7 +163,7 @@ def boring_video_check(
     The 3D model is built through ``create_model(..., pretrained=True)`` from ``state_dict_2d``, i.e. through
     the same inflation a user's checkpoint goes through.
     """
-    model_2d = torchvision_2d(torchvision_arch_of(name), state_dict_2d).eval().to(dtype)
+    model_2d = torchvision_2d(model_class(name).network_2d, state_dict_2d).eval().to(dtype)
     images = images.to(dtype)
     with torch.no_grad():
         reference = model_2d(images)
@@ -179,27 +181,27 @@ def boring_video_check(
     return results
 
 
-def torchvision_2d(torchvision_arch: str, state_dict_2d: Dict[str, torch.Tensor]) -> torch.nn.Module:
+def torchvision_2d(network: Network2D, state_dict_2d: Dict[str, torch.Tensor]) -> torch.nn.Module:
     """The torchvision 2D model holding ``state_dict_2d`` (old DenseNet key names accepted, as torchvision does).
 
     Built on the meta device and given the tensors themselves: nothing is randomly initialised in vain.
     """
     with torch.device("meta"):
-        model = torchvision_2d_model(torchvision_arch)
+        model = torchvision_2d_model(network)
     model.load_state_dict(remap_legacy_densenet_keys(state_dict_2d), assign=True)
     return model
 
 
 def torchvision_arch_of(name: str) -> str:
     """The torchvision 2D architecture registered model ``name`` is inflated from (``"resnet50"``)."""
-    return meta_model(name).torchvision_arch
+    return model_class(name).torchvision_arch
 
 
 def state_dict_for(name: str, choice: WeightChoice) -> Dict[str, torch.Tensor]:
     """The 2D state dict ``choice`` stands for: the ImageNet file, or seeded random weights."""
     if choice.kind == "imagenet":
         return read_state_dict(choice.path)
-    return seeded_2d_state_dict(torchvision_arch_of(name))
+    return seeded_2d_state_dict(model_class(name).network_2d)
 
 
 def _head_free_2d(model_2d: torch.nn.Module) -> torch.nn.Module:
@@ -232,7 +234,7 @@ def measure_equivalence(
         if not path:
             return {"measured": False, "why": "the model was not inflated from a 2D file in this session"}
         state_dict_2d = read_state_dict(path)
-    model_2d = torchvision_2d(model.torchvision_arch, state_dict_2d)
+    model_2d = torchvision_2d(model.network_2d, state_dict_2d)
     compare_logits = model.num_classes == 1000
     if not compare_logits:
         model_2d = _head_free_2d(model_2d)
