@@ -98,10 +98,10 @@ class Decoder(abc.ABC):
 
 
 _DECODERS: Dict[str, Type[Decoder]] = {}
-D = TypeVar("D", bound=Type[Decoder])
+DecoderClass = TypeVar("DecoderClass", bound=Type[Decoder])
 
 
-def register_decoder(cls: D) -> D:
+def register_decoder(cls: DecoderClass) -> DecoderClass:
     """Class decorator: make ``cls`` a backend, under ``cls.name``.
 
     Raises:
@@ -158,9 +158,10 @@ def resolve_backend(backend: str = "auto") -> str:
     choices = backend_choices()
     if backend not in choices:
         raise ValueError(f"unknown video backend {backend!r}; choose from {', '.join(choices)}")
-    problem = _DECODERS[backend].unavailable() if backend != "auto" else "pick one"
-    if problem is None:
-        return backend  # a decoder asked for by name is the only one asked whether it can run
+    if backend != "auto":
+        problem = _DECODERS[backend].unavailable()
+        if problem is None:
+            return backend  # a decoder asked for by name is the only one asked whether it can run
     status = decoder_status()
     usable = [name for name, reason in status.items() if reason is None]
     if backend != "auto":
