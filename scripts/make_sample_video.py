@@ -3,13 +3,21 @@ H.264 written with PyAV, for the README's first ``i3zoo extract`` / ``i3zoo pred
 
     python scripts/make_sample_video.py [--out samples/shapes.mp4]
 
-The pictures are computed (no randomness) and x264 runs single-threaded, so a rerun with the same PyAV wheel
-writes the same frames.
+The pictures are computed (no randomness), and x264 runs single-threaded and without its assembly (``asm=0``),
+so a rerun with the same PyAV wheel writes the same bytes on every processor. With its assembly, x264 picks
+code for the processor it runs on (SSE2, AVX2, AVX-512...), and these paths do not give the same bits: with
+PyAV 18.1 on an AVX-512 Xeon the default encoding decodes 1.5 levels away on average from the one an AMD EPYC
+(AVX2) writes, and the Xeon writes the EPYC's bytes exactly when told to use only AVX2 (``asm=`` a list of
+AVX2-era flags). The C code has no such choice, and 48 small frames encode in well under a second with it.
+The file records which PyAV build wrote it (its ``comment`` tag, :func:`encoder_build`), so that a test can
+ask for byte identity where the build is the same and compare pictures where it is not.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
+import sys
 from pathlib import Path
 
 import av
@@ -36,12 +44,19 @@ def frame_pixels(index: int) -> np.ndarray:
     return picture
 
 
+def encoder_build() -> str:
+    """The PyAV wheel here (it carries the FFmpeg and x264 builds), as the sample's ``comment`` tag records it."""
+    return f"PyAV {av.__version__} ({sys.platform} {platform.machine()})"
+
+
 def write_sample(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
+        container.metadata["comment"] = encoder_build()
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"crf": "28", "preset": "medium", "threads": "1"}
+        # asm=0: x264's C code, the same on every processor (see the module docstring)
+        stream.options = {"crf": "28", "preset": "medium", "threads": "1", "x264-params": "asm=0"}
         for index in range(FRAMES):
             frame = av.VideoFrame.from_ndarray(frame_pixels(index), format="rgb24")
             for packet in stream.encode(frame):

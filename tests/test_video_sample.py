@@ -34,12 +34,29 @@ def test_sample_is_small_and_decodes_to_the_documented_frames():
     assert np.abs(decoded - drawn).mean() < 6  # the pictures the script draws, through lossy H.264
 
 
+def _comment(path: Path) -> str:
+    import av
+
+    with av.open(str(path)) as container:
+        return container.metadata.get("comment", "")
+
+
 def test_script_reproduces_the_sample(tmp_path):
-    fresh = _script().write_sample(tmp_path / "shapes.mp4")
-    # byte-identical with the same PyAV wheel; another x264 build may differ in bits, not in the pictures
-    difference = np.abs(decode_by_hand(fresh).astype(np.int16) - decode_by_hand(SAMPLE).astype(np.int16))
-    assert fresh.read_bytes() == SAMPLE.read_bytes() or difference.mean() < 1.0
-    assert difference.max() <= 40
+    """The script's x264 runs its C code (``asm=0``), so the same PyAV build writes the same bytes on every
+    processor. Another build (another PyAV release, platform or architecture) may take other decisions; then the
+    pictures must still be the drawn ones as closely as the sample's are. Bounds measured with PyAV 18.1 on an
+    AVX-512 Xeon, over x264's four code paths there (C, and its assembly restricted to SSE2, to AVX2 as on an AMD
+    EPYC, or all of it): mean difference from the drawn pictures 2.70 to 2.71 levels, worst frame 3.06 to 3.09."""
+    script = _script()
+    fresh = script.write_sample(tmp_path / "shapes.mp4")
+    assert _comment(fresh) == script.encoder_build()
+    if _comment(SAMPLE) == script.encoder_build():
+        assert fresh.read_bytes() == SAMPLE.read_bytes()
+        return
+    decoded = decode_by_hand(fresh).astype(np.int16)
+    drawn = np.stack([script.frame_pixels(i) for i in range(script.FRAMES)]).astype(np.int16)
+    error = np.abs(decoded - drawn).mean(axis=(1, 2, 3))
+    assert error.mean() < 3.25 and error.max() < 4.0, (error.mean(), error.max())
 
 
 def test_readme_python_example_runs_on_the_sample(monkeypatch, checkpoint_2d, capsys):

@@ -45,7 +45,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-len", type=int, help="frames per clip (default 16, or the model's minimum if larger)")
     p.add_argument("--frame-interval", type=int, default=1, help="distance between a clip's frames (default 1)")
     p.add_argument("--crop-size", type=int, help="spatial size (default: the model's input size, 224)")
-    p.add_argument("--backend", default="auto", choices=("auto", "pyav", "torchcodec"), help="video decoder")
+    from ..video import backend_choices  # read when the parser is built: decoders registered later are offered
+
+    p.add_argument("--backend", default="auto", choices=backend_choices(), help="video decoder")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
 
 
