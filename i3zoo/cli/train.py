@@ -2,7 +2,7 @@
 
 One process needs no launcher; ``torchrun --nproc_per_node=N -m i3zoo train ...`` runs N processes with
 DistributedDataParallel, and ``i3zoo train --nproc N ...`` calls torchrun for you (one machine). The model and
-clip options are those of ``extract`` and ``predict`` (:func:`i3zoo.cli.extract.add_model_arguments`).
+clip options are those of ``extract`` and ``predict`` (:func:`i3zoo.cli.model_options.add_model_arguments`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import subprocess
 import sys
 from typing import List
 
-from .extract import add_model_arguments, weights_overlay
+from ..engines.loading import weights_overlay
+from ..errors import UsageError
+from .model_options import add_model_arguments
 
 
 def _without_nproc(argv: List[str]) -> List[str]:
@@ -30,7 +32,7 @@ def _without_nproc(argv: List[str]) -> List[str]:
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None:
         if args.nproc < 1:
-            raise SystemExit("i3zoo train: --nproc must be >= 1")
+            raise UsageError("--nproc must be >= 1")
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
                    "-m", "i3zoo", *_without_nproc(args.argv)]
         return subprocess.call(command)
@@ -38,9 +40,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, fit
 
     if args.no_pretrained and (args.file or args.random_weights or args.model.startswith(("hf-hub:", "local-dir:"))):
-        raise SystemExit("i3zoo train: --no-pretrained starts from torchvision's random initialisation; it cannot be "
+        raise UsageError("--no-pretrained starts from torchvision's random initialisation; it cannot be "
                          "combined with --file, --random-weights or a pre-inflated model")
-    overlay, _ = weights_overlay(args) if not args.no_pretrained else (None, None)
+    overlay, _ = (weights_overlay(args.model, file=args.file, random_weights=args.random_weights)
+                  if not args.no_pretrained else (None, None))
     preinflated = args.model.startswith(("hf-hub:", "local-dir:"))
     config = TrainConfig(
         train=args.train, val=args.val, output=args.output, model=args.model, pretrained=not args.no_pretrained,
