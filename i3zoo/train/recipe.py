@@ -17,8 +17,9 @@ import json
 import math
 import random
 import sys
+import textwrap
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -64,86 +65,82 @@ WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
 OPTIMIZERS = ("sgd", "adamw")
 
 
+def _option(default: Any = MISSING, help: str = "", **flag: Any) -> Any:
+    """A :class:`TrainConfig` field with its one description, ``help`` (the class docstring's and its
+    ``i3zoo train`` flag's), and how that flag looks: ``metavar``, ``choices``, ``type`` (where the annotation
+    does not say), ``help_no`` (the help of a ``--no-`` flag, which says the opposite); or ``default_factory``."""
+    factory = flag.pop("default_factory", MISSING)
+    return field(default=default, default_factory=factory, metadata=dict(help=help, flag=flag))
+
+
+def _document_fields(cls: type) -> type:
+    """Append an ``Attributes:`` section written from the fields' ``help``, so that no description is written twice."""
+    lines = [textwrap.fill(f"{f.name}: {f.metadata['help']}", 116, initial_indent=" " * 8, subsequent_indent=" " * 12)
+             for f in fields(cls)]
+    cls.__doc__ = f"{(cls.__doc__ or '').rstrip()}\n\n    Attributes:\n" + "\n".join(lines) + "\n"  # -OO: no doc
+    return cls
+
+
+@_document_fields
 @dataclass
 class TrainConfig:
-    """Everything a run is made of; the CLI's flags map one to one (``--batch-size`` -> ``batch_size``).
-
-    Attributes:
-        train: class-per-folder directory or ``path,label`` list file.
-        val: the same for validation (None: no evaluation, no ``best`` folder).
-        output: folder for ``checkpoint.pt``, ``metrics.jsonl``, ``last/`` and ``best/``.
-        model: a registered name (``i3resnet50``, ``i3resnet50.tv_in1k``), ``hf-hub:ORG/NAME`` or
-            ``local-dir:PATH``.
-        pretrained: start from the model's weights (inflated ImageNet, or the pre-inflated folder).
-        pretrained_cfg_overlay: e.g. ``dict(file="resnet50.pth")``, as :func:`i3zoo.create_model`.
-        inflation: ``"center"`` or ``"mean"`` for registered models (None: the model's default).
-        model_kwargs: further model arguments (Python only), e.g. ``block_counts=(1, 1, 1, 1)`` for a shallow
-            ResNet of the same family in quick experiments. A config.json cannot rebuild such a model, so no
-            ``last/`` or ``best/`` folder is written for it (``checkpoint.pt`` holds its weights).
-        num_classes: default: the number of training classes.
-        label_names: for list files whose labels are indices: the names, or a file of them.
-        clip_len, frame_interval, crop_size: the clip (crop_size default: the model's input size).
-        epochs, batch_size: ``batch_size`` is per process.
-        lr: used as given; None: the recipe's base lr x global batch / 64.
-        optimizer: ``"sgd"`` or ``"adamw"``; momentum and weight_decay (None: 1e-4 for SGD, 0.05 for AdamW).
-        grad_clip: max gradient norm (0: none).
-        warmup_epochs: linear warm-up from lr / 10 (fractions allowed; capped at ``epochs``).
-        eval_clips: evenly spaced clips per validation video; their softmax scores are averaged.
-        sync_bn: BatchNorm statistics over the global batch (SyncBatchNorm; a CPU version on gloo).
-        amp: bfloat16 autocast.
-        grad_checkpointing: recompute stage activations in the backward pass (less memory, more time).
-        frozen_stages, norm_eval: MMAction2's conventions, passed to the model (see ``I3DNet``).
-        workers: DataLoader workers per process.
-        seed: for the sampler, the augmentations and the classifier's initialisation.
-        deterministic: ``torch.use_deterministic_algorithms(True)`` (needed for a bit-exact resume on GPUs).
-        save_every: also write the checkpoint every this many steps (0: at the end of each epoch only).
-        resume: continue from ``output/checkpoint.pt``.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (each process its local GPU) or ``"cuda:N"``.
-        backend: video decoder, as :class:`i3zoo.video.VideoReader`.
-        progress: a tqdm bar on rank 0.
-        float64: train in float64 (slow): float32 rounding in gradients of tiny batches grows step by step,
-            so this is how runs are compared exactly (e.g. two processes against one).
-        tensorboard: also write each epoch's metrics as TensorBoard scalars (the names of ``metrics.jsonl``,
-            step = epoch) into ``output/tensorboard`` (rank 0; needs the ``tensorboard`` extra).
+    """Everything a run is made of. Each field is a flag of ``i3zoo train`` (``batch_size`` -> ``--batch-size``;
+    a boolean that defaults to True -> ``--no-pretrained``), generated from the field and its ``help``; the model,
+    weight and clip fields are the flags ``extract`` and ``predict`` share, ``pretrained_cfg_overlay`` is set by
+    ``--file`` / ``--random-weights``, and ``model_kwargs`` is for Python only.
     """
 
-    train: str
-    output: str
-    model: str = "i3resnet50"
-    val: Optional[str] = None
-    pretrained: bool = True
-    pretrained_cfg_overlay: Optional[Dict[str, Any]] = None
-    inflation: Optional[str] = None
-    model_kwargs: Dict[str, Any] = field(default_factory=dict)
-    num_classes: Optional[int] = None
-    label_names: Union[Sequence[str], str, None] = None
-    clip_len: int = 16
-    frame_interval: int = 1
-    crop_size: Optional[int] = None
-    epochs: int = 1
-    batch_size: int = 8
-    lr: Optional[float] = None
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: Optional[float] = None
-    grad_clip: float = 40.0
-    warmup_epochs: float = 1.0
-    eval_clips: int = 1
-    sync_bn: bool = False
-    amp: bool = False
-    grad_checkpointing: bool = False
-    frozen_stages: int = -1
-    norm_eval: bool = False
-    workers: int = 2
-    seed: int = 0
-    deterministic: bool = False
-    save_every: int = 0
-    resume: bool = False
-    device: str = "auto"
-    backend: str = "auto"
-    progress: bool = True
-    float64: bool = False
-    tensorboard: bool = False
+    train: str = _option(help="class-per-folder directory or path,label list", metavar="PATH")
+    output: str = _option(help="checkpoint.pt, metrics.jsonl, last/ and best/ (save_pretrained folders)",
+                          metavar="DIR")
+    model: str = _option("i3resnet50", help="a registered name (i3resnet50, i3resnet50.tv_in1k), hf-hub:ORG/NAME or "
+                                            "local-dir:PATH")
+    val: Optional[str] = _option(None, help="validation set, the same kinds (evaluated each epoch)", metavar="PATH")
+    pretrained: bool = _option(True, help="start from the model's weights (inflated ImageNet, or the pre-inflated "
+                                          "folder)",
+                               help_no="start from random initialisation (torchvision's) instead of the model's "
+                                       "weights")
+    pretrained_cfg_overlay: Optional[Dict[str, Any]] = _option(
+        None, help='the source of the weights, e.g. dict(file="resnet50.pth"), as i3zoo.create_model takes it')
+    inflation: Optional[str] = _option(None, help="center or mean, for registered models (None: the model's default)")
+    model_kwargs: Dict[str, Any] = _option(
+        help="further model arguments, e.g. block_counts=(1, 1, 1, 1) for a shallow ResNet of the same family in "
+             "quick experiments. A config.json cannot rebuild such a model, so no last/ or best/ folder is written "
+             "for it (checkpoint.pt holds its weights)", default_factory=dict)
+    num_classes: Optional[int] = _option(None, help="default: the number of training classes")
+    label_names: Union[Sequence[str], str, None] = _option(
+        None, help="class names, one per line (list files with indices)", metavar="FILE", type=str)
+    clip_len: int = _option(16, help="frames per clip")
+    frame_interval: int = _option(1, help="distance between a clip's frames")
+    crop_size: Optional[int] = _option(None, help="spatial size (default: the model's input size)")
+    epochs: int = _option(1, help="passes over the training set")
+    batch_size: int = _option(8, help="clips per process and step (default 8)")
+    lr: Optional[float] = _option(None, help="used as given; default: 0.01 (SGD) or 0.001 (AdamW) per 64 clips of "
+                                             "global batch, scaled linearly")
+    optimizer: str = _option("sgd", help="SGD with momentum, or AdamW", choices=OPTIMIZERS)
+    momentum: float = _option(0.9, help="SGD's momentum (default 0.9)")
+    weight_decay: Optional[float] = _option(None, help="default 1e-4 (SGD) or 0.05 (AdamW)")
+    grad_clip: float = _option(40.0, help="max gradient norm (0: none; default 40)")
+    warmup_epochs: float = _option(1.0, help="linear warm-up before the cosine decay")
+    eval_clips: int = _option(1, help="evenly spaced clips averaged per validation video")
+    sync_bn: bool = _option(False, help="BatchNorm statistics over the global batch")
+    amp: bool = _option(False, help="bfloat16 autocast")
+    grad_checkpointing: bool = _option(False, help="less memory, about a third more time")
+    frozen_stages: int = _option(-1, help="freeze the stem and the first K stages")
+    norm_eval: bool = _option(False, help="every BatchNorm keeps its running statistics")
+    workers: int = _option(2, help="DataLoader workers per process")
+    seed: int = _option(0, help="for the sampler, the augmentations and the classifier's initialisation")
+    deterministic: bool = _option(False, help="deterministic algorithms (exact resume on GPUs)")
+    save_every: int = _option(0, help="also checkpoint every STEPS optimizer steps (default: each epoch only)",
+                              metavar="STEPS")
+    resume: bool = _option(False, help="continue from OUTPUT/checkpoint.pt")
+    device: str = _option("auto", help="auto, cpu, cuda (each process its local GPU) or cuda:N")
+    backend: str = _option("auto", help="video decoder, as i3zoo.video.VideoReader takes it")
+    progress: bool = _option(True, help="a tqdm bar on rank 0", help_no="no progress bar")
+    # float32 rounding in the gradients of tiny batches grows step by step: float64 is how runs are compared
+    float64: bool = _option(False, help="train in float64 (slow; to compare runs exactly)")
+    tensorboard: bool = _option(False, help="also write the metrics as TensorBoard scalars into "
+                                            "OUTPUT/tensorboard (extra: tensorboard)")
 
     def check(self) -> None:
         """``ValueError`` for settings that cannot work, before anything is read or built."""
