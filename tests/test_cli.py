@@ -1,5 +1,5 @@
-"""The main command: `i3zoo list` and `i3zoo verify` (no network). One test runs the installed command in a
-subprocess; the others call its `main` in-process through the `run_cli` fixture."""
+"""The main command: `i3zoo list`, `i3zoo verify` (no network) and the flags of `i3zoo train`. One test runs the
+installed command in a subprocess; the others call its `main` in-process through the `run_cli` fixture."""
 
 from __future__ import annotations
 
@@ -139,3 +139,60 @@ def test_readme_usage_shapes():
         assert features.shape == (2, 2048, 1, 7, 7)
         assert model.forward_head(features, pre_logits=True).shape == (2, 2048)
         assert model.forward_head(features).shape == (2, 1000)
+
+
+def _train_parser():
+    from i3zoo.cli import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if a.dest == "command"]
+    return commands.choices["train"]
+
+
+def test_every_train_config_field_is_a_flag_with_its_help():
+    """`i3zoo train`'s flags are generated from TrainConfig: each field has one (or is one of a short list of
+    Python-only fields) with the field's help text and default, so that a field is written once."""
+    from dataclasses import MISSING, fields
+
+    from i3zoo.cli.train import NOT_FLAGS, _shared_flags
+    from i3zoo.train import TrainConfig
+
+    assert sorted(NOT_FLAGS) == ["model_kwargs", "pretrained_cfg_overlay"]
+    actions = {a.dest: a for a in _train_parser()._actions}
+    shared = _shared_flags()  # --model, --clip-len, --device ...: the flags extract and predict share
+    for f in fields(TrainConfig):
+        assert f.metadata["help"], f"TrainConfig.{f.name} has no help text"
+        if f.name in NOT_FLAGS:
+            assert f.name not in actions
+            continue
+        assert f.name in actions, f"TrainConfig.{f.name} has no flag"
+        action = actions[f.name]
+        if f.name in shared:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.default is True:  # a boolean that defaults to True is switched off by --no-NAME
+            assert action.option_strings == [f"--no-{flag[2:]}"] and action.help == f.metadata["flag"]["help_no"]
+        else:
+            assert action.option_strings == [flag] and action.help == f.metadata["help"], f.name
+        assert action.required == (f.default is MISSING and f.default_factory is MISSING), f.name
+        assert action.required or action.default == f.default, f.name
+    assert actions["optimizer"].choices == ("sgd", "adamw")
+    assert actions["device"].default == "auto"  # training takes the GPU when there is one
+
+
+def test_train_flags_make_the_config_they_say():
+    from i3zoo.cli.train import config_from_args
+    from i3zoo.train import TrainConfig
+
+    parse = _train_parser().parse_args
+    assert config_from_args(parse(["--train", "t", "--output", "o", "--model", "i3resnet50"])) == TrainConfig(
+        train="t", output="o", model="i3resnet50", inflation="center")
+    args = parse(["--train", "t", "--val", "v", "--output", "o", "--model", "i3resnet50", "--no-pretrained",
+                  "--clip-len", "4", "--crop-size", "32", "--batch-size", "2", "--lr", "0.1", "--optimizer",
+                  "adamw", "--momentum", "0.5", "--label-names", "names.txt", "--amp", "--no-progress",
+                  "--save-every", "3", "--device", "cpu", "--inflation", "mean"])
+    assert config_from_args(args) == TrainConfig(
+        train="t", val="v", output="o", model="i3resnet50", pretrained=False, clip_len=4, crop_size=32,
+        batch_size=2, lr=0.1, optimizer="adamw", momentum=0.5, label_names="names.txt", amp=True, progress=False,
+        save_every=3, device="cpu", inflation="mean")
+    preinflated = config_from_args(parse(["--train", "t", "--output", "o", "--model", "local-dir:run/best"]))
+    assert preinflated.inflation is None and preinflated.pretrained_cfg_overlay is None

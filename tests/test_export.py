@@ -122,10 +122,10 @@ def onnx_export(tmp_path_factory):
 
 def test_onnx_file_matches_pytorch_for_any_batch_and_clip_length(onnx_export):
     from i3zoo.cli import build_parser
-    from i3zoo.cli.extract import load_model
+    from i3zoo.cli.model_options import load_model_from_args
 
     path, args = onnx_export
-    model = load_model(build_parser().parse_args(args)).model  # the same model the command exported
+    model = load_model_from_args(build_parser().parse_args(args)).model  # the same model the command exported
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (clip_input,) = session.get_inputs()
     assert clip_input.name == ONNX_INPUT and clip_input.shape[1:] == [3, "frames", *FRAME_SIZE]

@@ -109,7 +109,7 @@ def test_short_video_is_padded_and_npy_format(run_cli, tree, tmp_path):
 def test_files_with_one_name_collide_and_list_file(run_cli, tree, tmp_path):
     clash = run_cli("extract", str(tree / "a" / "clip.mp4"), str(tree / "b" / "clip.mp4"), *FAST, "--random-weights",
                     "--out", str(tmp_path / "x"))
-    assert clash.returncode == 1 and "would write the same output" in clash.stderr
+    assert clash.returncode == 2 and "would write the same output" in clash.stderr
     assert not (tmp_path / "x").exists()
     listing = tree / "list.csv"
     listing.write_text("a/clip.mp4,jump\n# a comment\nmissing.mp4,run\n")
@@ -122,7 +122,7 @@ def test_files_with_one_name_collide_and_list_file(run_cli, tree, tmp_path):
 
 def test_without_weights_it_stops_at_once_saying_how_to_get_them(run_cli, tree, tmp_path):
     result = run_cli("extract", str(tree), "--model", "i3resnet50", "--out", str(tmp_path / "o"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "cannot load weights for i3resnet50" in result.stderr and "--file PATH" in result.stderr
     assert "--random-weights" in result.stderr and not (tmp_path / "o").exists()
 

@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO / "i3zoo"
-WINGS = ("models", "weights", "video", "train", "cli")
+WINGS = ("models", "weights", "video", "engines", "train", "cli")
 
 
 def _module_name(path: Path) -> str:
@@ -123,6 +123,16 @@ def test_weights_import_nothing_from_models():
         f"{module} imports {target}"
         for module, targets in import_graph().items() if module.startswith("i3zoo.weights")
         for target in targets if target == "i3zoo.models" or target.startswith("i3zoo.models.")
+    ]
+    assert not offending, offending
+
+
+def test_engines_import_nothing_from_models_train_or_the_cli():
+    # engines reach models through the registry; train and cli sit on top of them
+    offending = [
+        f"{module} imports {target}"
+        for module, targets in import_graph().items() if module.startswith("i3zoo.engines")
+        for target in targets if target.split(".")[:2] in (["i3zoo", "models"], ["i3zoo", "train"], ["i3zoo", "cli"])
     ]
     assert not offending, offending
 

@@ -11,7 +11,7 @@ import torchvision
 from video_samples import decode_by_hand, write_audio_only, write_video
 
 import i3zoo
-from i3zoo.cli.extract import _label_names
+from i3zoo.engines import model_label_names
 from i3zoo.video import evenly_spaced_clips, transforms_for
 from i3zoo.weights.verify import seeded_2d_state_dict
 
@@ -62,12 +62,12 @@ def test_table_prints_imagenet_category_names_and_fails_unreadable_videos(run_cl
 
 def test_label_names_come_from_the_weights():
     model = i3zoo.create_model("i3resnet50", num_classes=3)
-    assert _label_names(model) == (None, "none (class numbers)")
+    assert model_label_names(model) == (None, "none (class numbers)")
     model.pretrained_cfg = dict(model.pretrained_cfg, label_names=["archery", "bowling", "surfing"])
-    assert _label_names(model) == (["archery", "bowling", "surfing"], "the model's label_names")
+    assert model_label_names(model) == (["archery", "bowling", "surfing"], "the model's label_names")
     model.pretrained_cfg = dict(model.pretrained_cfg, label_names=["archery", "bowling"])
-    assert _label_names(model) == (None, "none: the model's 2 label_names do not fit its 3 classes")
-    names, source = _label_names(i3zoo.create_model("i3resnet50"))
+    assert model_label_names(model) == (None, "none: the model's 2 label_names do not fit its 3 classes")
+    names, source = model_label_names(i3zoo.create_model("i3resnet50"))
     assert names == CATEGORIES and source == "ImageNet-1k"
 
 
@@ -80,7 +80,7 @@ def test_a_video_shorter_than_a_clip_is_padded_and_says_so(run_cli, clips):
     assert json.loads(run_cli(*args, "--json").stdout)["results"][0]["padded"] is True
 
 
-def test_a_fine_tuned_folder_predicts_with_its_own_label_names(run_cli, clips, tmp_path):
+def test_a_fine_tuned_folder_predicts_with_its_ownmodel_label_names(run_cli, clips, tmp_path):
     """A saved model whose config carries label_names (timm's convention), loaded as local-dir:."""
     names = ["jump", "run", "swim", "throw", "wave"]
     torch.manual_seed(0)

@@ -12,7 +12,13 @@
     i3zoo export-onnx --model i3resnet50.tv_in1k --out m.onnx  one ONNX file, dynamic batch and clip length
     i3zoo train --train DIR --val DIR --model i3resnet50 --output run/   fine-tune (torchrun for many processes)
 
-A new command is a new module here with an ``add_parser(subparsers)`` function, listed in ``COMMANDS``.
+A new command is a new module here with an ``add_parser(subparsers)`` function, listed in ``COMMANDS``; the
+work itself is library code (``i3zoo.engines``, ``i3zoo.train``, ...): a command parses, calls it and prints.
+``model_options`` holds the model, weight and clip flags that several commands share.
+
+Exit status: 0 done; 1 some videos failed (``extract``, ``predict``) or a check failed (``verify``); 2 a usage
+mistake (:class:`i3zoo.UsageError`) or bad input (a bad flag, a bad file), printed as one line
+``i3zoo <command>: error: <message>``; 130 interrupted.
 May import every wing; nothing of i3zoo imports ``cli``.
 """
 
@@ -70,7 +76,9 @@ def offline_mode(enabled: bool):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run one command; a bad argument or a bad file is one line on stderr and exit code 2, not a traceback."""
+    """Run one command; a usage mistake, a bad argument or a bad file is one line on stderr and exit code 2, not a
+    traceback."""
+    from ..errors import UsageError
     from ..weights.checkpoints import CheckpointError
 
     args = build_parser().parse_args(argv)
@@ -79,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with offline_mode(getattr(args, "offline", False)):
             return args.func(args)
-    except (CheckpointError, ValueError, TypeError, OSError) as e:
+    except (UsageError, CheckpointError, ValueError, TypeError, OSError) as e:
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"i3zoo {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 Named ``export-onnx`` because ``i3zoo export`` (``publish.py``) already writes Hub-ready ``save_pretrained``
 folders. The model and weight options are those of ``i3zoo extract`` / ``predict`` (``--model``, ``--file``,
-``--random-weights``, ``--inflation``); the trace is :func:`i3zoo.graph_export.export_onnx`.
+``--random-weights``, ``--inflation``: :func:`i3zoo.engines.load_model`); the trace is
+:func:`i3zoo.graph_export.export_onnx`.
 """
 
 from __future__ import annotations
@@ -10,19 +11,21 @@ from __future__ import annotations
 import argparse
 import importlib.util
 
-from .extract import add_weight_arguments, describe_weights, load_model
+from ..errors import UsageError
+from .model_options import add_weight_arguments, load_model_from_args
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from ..engines import describe_weights
     from ..graph_export import ONNX_INPUT, ONNX_OUTPUT, export_onnx
 
     if importlib.util.find_spec("onnxscript") is None:  # torch.onnx's dynamo exporter is built on it
-        raise SystemExit('i3zoo export-onnx: needs the onnxscript package: pip install "i3zoo[onnx]"')
+        raise UsageError('needs the onnxscript package: pip install "i3zoo[onnx]"')
     if not args.out.endswith(".onnx"):
-        raise SystemExit(f"i3zoo export-onnx: --out {args.out}: give a file name ending in .onnx")
+        raise UsageError(f"--out {args.out}: give a file name ending in .onnx")
     if args.frames is not None and args.frames < 1:
-        raise SystemExit(f"i3zoo export-onnx: --frames must be a positive clip length; got {args.frames}")
-    loaded = load_model(args)
+        raise UsageError(f"--frames must be a positive clip length; got {args.frames}")
+    loaded = load_model_from_args(args)
     model = loaded.model
     height, width = args.frame_size or model.pretrained_cfg["input_size"][1:]
     print(f"[{loaded.name}] tracing with {describe_weights(loaded.weights)}", flush=True)

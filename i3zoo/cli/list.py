@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from ..facts import design_table, model_table
 
     if args.designs and args.names:
-        raise SystemExit("i3zoo list: --designs lists every ResNet-50 design; give no model names with it")
+        raise UsageError("--designs lists every ResNet-50 design; give no model names with it")
     print(design_table() if args.designs else model_table(args.names or ()))
     return 0
 

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import List
 
+from ..errors import UsageError
 from ..weights.inflate import INFLATION_MODES
 
 
@@ -21,7 +22,7 @@ def _build_for_export(name: str, args: argparse.Namespace):
     try:
         return create_model(name, pretrained=True, inflation=args.inflation, pretrained_cfg_overlay=overlay)
     except (CheckpointError, OSError, ValueError) as e:
-        raise SystemExit(f"i3zoo: cannot inflate {name}: {' '.join(str(e).split())} (give a local copy of the 2D "
+        raise UsageError(f"cannot inflate {name}: {' '.join(str(e).split())} (give a local copy of the 2D "
                          "weights with --file PATH)") from None
 
 
@@ -32,10 +33,10 @@ def _tagged_names(args: argparse.Namespace) -> List[str]:
         return list_models(pretrained=True)
     for name in args.names:
         if "." not in name or not is_model(name):
-            raise SystemExit(f"i3zoo: {name!r} is not a registered arch.tag; choose from: "
+            raise UsageError(f"{name!r} is not a registered arch.tag; choose from: "
                              + ", ".join(list_models(pretrained=True)))
     if not args.names:
-        raise SystemExit("i3zoo: name one or more arch.tag models, or give --all")
+        raise UsageError("name one or more arch.tag models, or give --all")
     return args.names
 
 
@@ -59,13 +60,13 @@ def _push_folder(name: str, args: argparse.Namespace) -> int:
     from ..weights.hub import upload_saved
 
     if args.all or len(args.names) > 1 or args.file:
-        raise SystemExit("i3zoo push: a local-dir: folder is uploaded alone and as saved; it takes no --all, --file "
+        raise UsageError("a local-dir: folder is uploaded alone and as saved; it takes no --all, --file "
                          "or other names")
     folder = Path(name.removeprefix("local-dir:"))
     try:  # the same checks as any user's load: a complete folder whose weights match their sha256
         create_model(name, pretrained=True)
     except (CheckpointError, OSError, ValueError) as e:
-        raise SystemExit(f"i3zoo push: {folder} is not a loadable saved folder: {' '.join(str(e).split())}") from None
+        raise UsageError(f"{folder} is not a loadable saved folder: {' '.join(str(e).split())}") from None
     print(f"[{folder.name}] uploading {folder} to {args.repo}{' (private)' if args.private else ''}"
           f"{' on ' + args.revision if args.revision else ''}", flush=True)
     commit = upload_saved(folder, args.repo, private=args.private, revision=args.revision, endpoint=args.endpoint,
@@ -86,7 +87,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
         return _push_folder(folders[0], args)
     names = _tagged_names(args)
     if args.all and "/" in args.repo:
-        raise SystemExit("i3zoo push --all: --repo is the namespace (user or org); each tag goes to NAMESPACE/arch.tag")
+        raise UsageError("--all: --repo is the namespace (user or org); each tag goes to NAMESPACE/arch.tag")
     for name in names:
         repo_id = f"{args.repo}/{name}" if args.all else args.repo
         model = _build_for_export(name, args)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from ..errors import UsageError
 from ..weights.inflate import INFLATION_MODES
 
 
@@ -17,13 +17,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     names = list_models() if args.all else args.names
     if not names:
-        print("i3zoo verify: name one or more models, or give --all. Models: " + ", ".join(list_models()),
-              file=sys.stderr)
-        return 2
+        raise UsageError("name one or more models, or give --all. Models: " + ", ".join(list_models()))
     for name in names:
         if name not in list_models():
-            print(f"i3zoo verify: unknown model {name!r}; models: {', '.join(list_models())}", file=sys.stderr)
-            return 2
+            raise UsageError(f"unknown model {name!r}; models: {', '.join(list_models())}")
     from ..weights.checkpoints import offline
 
     choices = {n: choose_weights(n, allow_download=not (args.offline or offline())) for n in names}

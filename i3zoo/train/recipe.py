@@ -17,8 +17,9 @@ import json
 import math
 import random
 import sys
+import textwrap
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -64,86 +65,82 @@ WEIGHT_DECAY = {"sgd": 1e-4, "adamw": 0.05}
 OPTIMIZERS = ("sgd", "adamw")
 
 
+def _option(default: Any = MISSING, help: str = "", **flag: Any) -> Any:
+    """A :class:`TrainConfig` field with its one description, ``help`` (the class docstring's and its
+    ``i3zoo train`` flag's), and how that flag looks: ``metavar``, ``choices``, ``type`` (where the annotation
+    does not say), ``help_no`` (the help of a ``--no-`` flag, which says the opposite); or ``default_factory``."""
+    factory = flag.pop("default_factory", MISSING)
+    return field(default=default, default_factory=factory, metadata=dict(help=help, flag=flag))
+
+
+def _document_fields(cls: type) -> type:
+    """Append an ``Attributes:`` section written from the fields' ``help``, so that no description is written twice."""
+    lines = [textwrap.fill(f"{f.name}: {f.metadata['help']}", 116, initial_indent=" " * 8, subsequent_indent=" " * 12)
+             for f in fields(cls)]
+    cls.__doc__ = f"{(cls.__doc__ or '').rstrip()}\n\n    Attributes:\n" + "\n".join(lines) + "\n"  # -OO: no doc
+    return cls
+
+
+@_document_fields
 @dataclass
 class TrainConfig:
-    """Everything a run is made of; the CLI's flags map one to one (``--batch-size`` -> ``batch_size``).
-
-    Attributes:
-        train: class-per-folder directory or ``path,label`` list file.
-        val: the same for validation (None: no evaluation, no ``best`` folder).
-        output: folder for ``checkpoint.pt``, ``metrics.jsonl``, ``last/`` and ``best/``.
-        model: a registered name (``i3resnet50``, ``i3resnet50.tv_in1k``), ``hf-hub:ORG/NAME`` or
-            ``local-dir:PATH``.
-        pretrained: start from the model's weights (inflated ImageNet, or the pre-inflated folder).
-        pretrained_cfg_overlay: e.g. ``dict(file="resnet50.pth")``, as :func:`i3zoo.create_model`.
-        inflation: ``"center"`` or ``"mean"`` for registered models (None: the model's default).
-        model_kwargs: further model arguments (Python only), e.g. ``block_counts=(1, 1, 1, 1)`` for a shallow
-            ResNet of the same family in quick experiments. A config.json cannot rebuild such a model, so no
-            ``last/`` or ``best/`` folder is written for it (``checkpoint.pt`` holds its weights).
-        num_classes: default: the number of training classes.
-        label_names: for list files whose labels are indices: the names, or a file of them.
-        clip_len, frame_interval, crop_size: the clip (crop_size default: the model's input size).
-        epochs, batch_size: ``batch_size`` is per process.
-        lr: used as given; None: the recipe's base lr x global batch / 64.
-        optimizer: ``"sgd"`` or ``"adamw"``; momentum and weight_decay (None: 1e-4 for SGD, 0.05 for AdamW).
-        grad_clip: max gradient norm (0: none).
-        warmup_epochs: linear warm-up from lr / 10 (fractions allowed; capped at ``epochs``).
-        eval_clips: evenly spaced clips per validation video; their softmax scores are averaged.
-        sync_bn: BatchNorm statistics over the global batch (SyncBatchNorm; a CPU version on gloo).
-        amp: bfloat16 autocast.
-        grad_checkpointing: recompute stage activations in the backward pass (less memory, more time).
-        frozen_stages, norm_eval: MMAction2's conventions, passed to the model (see ``I3DNet``).
-        workers: DataLoader workers per process.
-        seed: for the sampler, the augmentations and the classifier's initialisation.
-        deterministic: ``torch.use_deterministic_algorithms(True)`` (needed for a bit-exact resume on GPUs).
-        save_every: also write the checkpoint every this many steps (0: at the end of each epoch only).
-        resume: continue from ``output/checkpoint.pt``.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (each process its local GPU) or ``"cuda:N"``.
-        backend: video decoder, as :class:`i3zoo.video.VideoReader`.
-        progress: a tqdm bar on rank 0.
-        float64: train in float64 (slow): float32 rounding in gradients of tiny batches grows step by step,
-            so this is how runs are compared exactly (e.g. two processes against one).
-        tensorboard: also write each epoch's metrics as TensorBoard scalars (the names of ``metrics.jsonl``,
-            step = epoch) into ``output/tensorboard`` (rank 0; needs the ``tensorboard`` extra).
+    """Everything a run is made of. Each field is a flag of ``i3zoo train`` (``batch_size`` -> ``--batch-size``;
+    a boolean that defaults to True -> ``--no-pretrained``), generated from the field and its ``help``; the model,
+    weight and clip fields are the flags ``extract`` and ``predict`` share, ``pretrained_cfg_overlay`` is set by
+    ``--file`` / ``--random-weights``, and ``model_kwargs`` is for Python only.
     """
 
-    train: str
-    output: str
-    model: str = "i3resnet50"
-    val: Optional[str] = None
-    pretrained: bool = True
-    pretrained_cfg_overlay: Optional[Dict[str, Any]] = None
-    inflation: Optional[str] = None
-    model_kwargs: Dict[str, Any] = field(default_factory=dict)
-    num_classes: Optional[int] = None
-    label_names: Union[Sequence[str], str, None] = None
-    clip_len: int = 16
-    frame_interval: int = 1
-    crop_size: Optional[int] = None
-    epochs: int = 1
-    batch_size: int = 8
-    lr: Optional[float] = None
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: Optional[float] = None
-    grad_clip: float = 40.0
-    warmup_epochs: float = 1.0
-    eval_clips: int = 1
-    sync_bn: bool = False
-    amp: bool = False
-    grad_checkpointing: bool = False
-    frozen_stages: int = -1
-    norm_eval: bool = False
-    workers: int = 2
-    seed: int = 0
-    deterministic: bool = False
-    save_every: int = 0
-    resume: bool = False
-    device: str = "auto"
-    backend: str = "auto"
-    progress: bool = True
-    float64: bool = False
-    tensorboard: bool = False
+    train: str = _option(help="class-per-folder directory or path,label list", metavar="PATH")
+    output: str = _option(help="checkpoint.pt, metrics.jsonl, last/ and best/ (save_pretrained folders)",
+                          metavar="DIR")
+    model: str = _option("i3resnet50", help="a registered name (i3resnet50, i3resnet50.tv_in1k), hf-hub:ORG/NAME or "
+                                            "local-dir:PATH")
+    val: Optional[str] = _option(None, help="validation set, the same kinds (evaluated each epoch)", metavar="PATH")
+    pretrained: bool = _option(True, help="start from the model's weights (inflated ImageNet, or the pre-inflated "
+                                          "folder)",
+                               help_no="start from random initialisation (torchvision's) instead of the model's "
+                                       "weights")
+    pretrained_cfg_overlay: Optional[Dict[str, Any]] = _option(
+        None, help='the source of the weights, e.g. dict(file="resnet50.pth"), as i3zoo.create_model takes it')
+    inflation: Optional[str] = _option(None, help="center or mean, for registered models (None: the model's default)")
+    model_kwargs: Dict[str, Any] = _option(
+        help="further model arguments, e.g. block_counts=(1, 1, 1, 1) for a shallow ResNet of the same family in "
+             "quick experiments. A config.json cannot rebuild such a model, so no last/ or best/ folder is written "
+             "for it (checkpoint.pt holds its weights)", default_factory=dict)
+    num_classes: Optional[int] = _option(None, help="default: the number of training classes")
+    label_names: Union[Sequence[str], str, None] = _option(
+        None, help="class names, one per line (list files with indices)", metavar="FILE", type=str)
+    clip_len: int = _option(16, help="frames per clip")
+    frame_interval: int = _option(1, help="distance between a clip's frames")
+    crop_size: Optional[int] = _option(None, help="spatial size (default: the model's input size)")
+    epochs: int = _option(1, help="passes over the training set")
+    batch_size: int = _option(8, help="clips per process and step (default 8)")
+    lr: Optional[float] = _option(None, help="used as given; default: 0.01 (SGD) or 0.001 (AdamW) per 64 clips of "
+                                             "global batch, scaled linearly")
+    optimizer: str = _option("sgd", help="SGD with momentum, or AdamW", choices=OPTIMIZERS)
+    momentum: float = _option(0.9, help="SGD's momentum (default 0.9)")
+    weight_decay: Optional[float] = _option(None, help="default 1e-4 (SGD) or 0.05 (AdamW)")
+    grad_clip: float = _option(40.0, help="max gradient norm (0: none; default 40)")
+    warmup_epochs: float = _option(1.0, help="linear warm-up before the cosine decay")
+    eval_clips: int = _option(1, help="evenly spaced clips averaged per validation video")
+    sync_bn: bool = _option(False, help="BatchNorm statistics over the global batch")
+    amp: bool = _option(False, help="bfloat16 autocast")
+    grad_checkpointing: bool = _option(False, help="less memory, about a third more time")
+    frozen_stages: int = _option(-1, help="freeze the stem and the first K stages")
+    norm_eval: bool = _option(False, help="every BatchNorm keeps its running statistics")
+    workers: int = _option(2, help="DataLoader workers per process")
+    seed: int = _option(0, help="for the sampler, the augmentations and the classifier's initialisation")
+    deterministic: bool = _option(False, help="deterministic algorithms (exact resume on GPUs)")
+    save_every: int = _option(0, help="also checkpoint every STEPS optimizer steps (default: each epoch only)",
+                              metavar="STEPS")
+    resume: bool = _option(False, help="continue from OUTPUT/checkpoint.pt")
+    device: str = _option("auto", help="auto, cpu, cuda (each process its local GPU) or cuda:N")
+    backend: str = _option("auto", help="video decoder, as i3zoo.video.VideoReader takes it")
+    progress: bool = _option(True, help="a tqdm bar on rank 0", help_no="no progress bar")
+    # float32 rounding in the gradients of tiny batches grows step by step: float64 is how runs are compared
+    float64: bool = _option(False, help="train in float64 (slow; to compare runs exactly)")
+    tensorboard: bool = _option(False, help="also write the metrics as TensorBoard scalars into "
+                                            "OUTPUT/tensorboard (extra: tensorboard)")
 
     def check(self) -> None:
         """``ValueError`` for settings that cannot work, before anything is read or built."""
@@ -361,13 +358,51 @@ def fit(config: TrainConfig) -> Dict[str, Any]:
         processes.close()
 
 
-def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
-    from tqdm import tqdm
+# The steps of a run, as torchvision's references/video_classification/train.py splits its main(): build the
+# data, the model and the optimizer; restore a checkpoint; train one epoch; evaluate; end the epoch (metrics,
+# saved models, TensorBoard, the checkpoint). What torchvision keeps in main()'s locals is one _Run here.
 
-    output = Path(config.output)
-    device = processes.device
 
-    # data, checked before the model is built (the model's transforms need the model's cfg: a meta copy)
+@dataclass
+class _Run:
+    """A run once built: its data, model and optimizer, and where it stands (all of which a checkpoint holds)."""
+
+    config: TrainConfig
+    processes: Processes
+    train_set: Any
+    val_set: Any
+    num_classes: int
+    label_names: List[str]
+    model: nn.Module
+    trained: nn.Module  # the model, or its DistributedDataParallel wrapper
+    samples: SeededSamples
+    sampler: ResumableSampler
+    steps_per_epoch: int
+    global_batch: int
+    lr: float
+    parameters: List[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    identity: Dict[str, Any] = field(default_factory=dict)
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    best: Optional[Dict[str, Any]] = None
+    start_epoch: int = 0
+    start_step: int = 0
+    global_step: int = 0
+    sums: _EpochSums = field(default_factory=_EpochSums)
+
+    @property
+    def output(self) -> Path:
+        return Path(self.config.output)
+
+    @property
+    def device(self) -> torch.device:
+        return self.processes.device
+
+
+def _build_data(config: TrainConfig, processes: Processes) -> Tuple[Any, Any, int, List[str]]:
+    """The datasets, the number of classes and their names, checked before the model is built."""
     train_set = open_dataset(config.train, train=True, clip_len=config.clip_len,
                              frame_interval=config.frame_interval, backend=config.backend, seed=config.seed,
                              label_names=config.label_names, what="--train")
@@ -383,7 +418,14 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
     if len(label_names) != num_classes:
         raise ValueError(f"--num-classes {num_classes} does not match the {len(label_names)} training classes "
                          f"({', '.join(label_names[:10])})")
+    return train_set, val_set, num_classes, label_names
 
+
+def _build_trained_model(config: TrainConfig, processes: Processes, num_classes: int, train_set,
+                         val_set) -> Tuple[nn.Module, nn.Module]:
+    """The model on its device (and the datasets' transforms, which come from its cfg), and what trains it:
+    the model itself, or its DistributedDataParallel wrapper."""
+    device = processes.device
     model = build_model(config, num_classes)
     train_set.transform = transforms_for(model, train=True, crop_size=config.crop_size)
     if val_set is not None:
@@ -396,7 +438,13 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
         convert_sync_batchnorm(model, device)
     trained = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
         if processes.distributed else model
+    return model, trained
 
+
+def _build(config: TrainConfig, processes: Processes) -> _Run:
+    """Data, model, sampler, optimizer and lr schedule: a run at its start."""
+    train_set, val_set, num_classes, label_names = _build_data(config, processes)
+    model, trained = _build_trained_model(config, processes, num_classes, train_set, val_set)
     samples = SeededSamples(train_set, config.seed)
     sampler = ResumableSampler(samples, processes.world_size, processes.rank, seed=config.seed)
     steps_per_epoch = sampler.num_samples // config.batch_size
@@ -414,137 +462,178 @@ def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
         optimizer, lambda step: lr_factor(step, total_steps=total_steps, warmup_steps=warmup_steps))
     # bfloat16 has float32's range: no loss scaling is needed; the scaler is kept (disabled) so that a
     # checkpoint has one layout whatever the precision
-    scaler = torch.amp.GradScaler(device.type, enabled=False)
-
+    scaler = torch.amp.GradScaler(processes.device.type, enabled=False)
     identity = _identity(config, processes, num_classes, label_names, steps_per_epoch)
-    history: List[Dict[str, Any]] = []
-    best: Optional[Dict[str, Any]] = None
-    start_epoch, start_step, global_step = 0, 0, 0
-    sums = _EpochSums()
-    checkpoint_path = output / CHECKPOINT_NAME
+    return _Run(config, processes, train_set, val_set, num_classes, label_names, model, trained, samples, sampler,
+                steps_per_epoch, global_batch, lr, parameters, optimizer, scheduler, scaler, identity)
+
+
+def _restore(run: _Run) -> None:
+    """Continue from ``output/checkpoint.pt``: every state, and where the run stood (``--resume``)."""
+    path = run.output / CHECKPOINT_NAME
+    checkpoint = _load_checkpoint(path)
+    _check_identity(checkpoint["identity"], run.identity, path)
+    run.model.load_state_dict(checkpoint["model"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.scheduler.load_state_dict(checkpoint["scheduler"])
+    run.scaler.load_state_dict(checkpoint["scaler"])
+    mine = checkpoint["processes"][run.processes.rank]
+    _set_rng_state(mine["rng"], run.device)
+    run.sums = _EpochSums(**mine["sums"])
+    run.start_epoch, run.start_step, run.global_step = (checkpoint["epoch"], checkpoint["step_in_epoch"],
+                                                        checkpoint["step"])
+    run.history, run.best = list(checkpoint["history"]), checkpoint["best"]
+
+
+def _save_checkpoint(run: _Run, epoch: int, step_in_epoch: int) -> None:
+    """One dict of every state (each process's RNG and sums gathered to rank 0), written atomically."""
+    per_process = gather_objects(run.processes, {"rng": _rng_state(run.device), "sums": asdict(run.sums)})
+    if not run.processes.is_main:
+        return
+    state = {"format": CHECKPOINT_FORMAT, "identity": run.identity, "model": run.model.state_dict(),
+             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+             "scaler": run.scaler.state_dict(), "processes": per_process, "epoch": epoch,
+             "step_in_epoch": step_in_epoch, "step": run.global_step, "history": run.history, "best": run.best}
+    write_atomically(run.output / CHECKPOINT_NAME, lambda handle: torch.save(state, handle))
+
+
+def _train_step(run: _Run, clips: Optional[torch.Tensor], labels: torch.Tensor,
+                unreadable: List[Unreadable]) -> float:
+    """One optimizer step on one batch; its loss."""
+    config, device = run.config, run.device
+    report_unreadable(unreadable, "training")
+    run.sums.skipped += len(unreadable)
+    if clips is None:  # every process must step together (DDP): no batch, no step anywhere
+        names = ", ".join(item.path for item in unreadable)
+        raise ValueError(f"no video of a whole training batch could be read ({names}); remove the "
+                         "unreadable files, or use a larger --batch-size")
+    clips = clips.to(device, _parameter_dtype(run.model), non_blocking=True)
+    labels = labels.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+        logits = run.trained(clips)
+    loss = F.cross_entropy(logits.float(), labels)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.parameters, config.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.global_step += 1
+    run.sums.loss += loss.item() * len(labels)
+    run.sums.correct += int((logits.argmax(dim=1) == labels).sum())
+    run.sums.samples += len(labels)
+    return loss.item()
+
+
+def _train_one_epoch(run: _Run, epoch: int, loader_generator: torch.Generator) -> None:
+    """This process's share of the training set for ``epoch``, from where a resumed run stopped; a checkpoint
+    every ``save_every`` steps."""
+    from tqdm import tqdm
+
+    config = run.config
+    run.samples.set_epoch(epoch)
+    run.sampler.set_epoch(epoch)
+    first_step = run.start_step if epoch == run.start_epoch else 0
+    run.sampler.set_start(first_step * config.batch_size)
+    if first_step == 0:
+        run.sums = _EpochSums()
+    loader = DataLoader(run.samples, batch_size=config.batch_size, sampler=run.sampler, num_workers=config.workers,
+                        drop_last=True, pin_memory=run.device.type == "cuda", generator=loader_generator,
+                        collate_fn=collate_readable)
+    run.trained.train()
+    bar = tqdm(total=run.steps_per_epoch, initial=first_step, desc=f"epoch {epoch + 1}/{config.epochs}",
+               disable=not (run.processes.is_main and config.progress), leave=False)
+    started = time.perf_counter()
+    step_in_epoch = first_step
+    for clips, labels, unreadable in loader:
+        if step_in_epoch >= run.steps_per_epoch:
+            break
+        loss = _train_step(run, clips, labels, unreadable)
+        step_in_epoch += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+        if config.save_every and run.global_step % config.save_every == 0 and step_in_epoch < run.steps_per_epoch:
+            run.sums.seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            _save_checkpoint(run, epoch, step_in_epoch)
+    bar.close()
+    run.sums.seconds += time.perf_counter() - started
+
+
+def _epoch_metrics(run: _Run, epoch: int) -> Dict[str, Any]:
+    """The epoch's line of ``metrics.jsonl``: training sums reduced over processes, then the evaluation."""
+    sums = run.sums
+    reduced = all_reduce_sum(run.processes, torch.tensor([sums.loss, sums.correct, sums.samples, sums.skipped],
+                                                         dtype=torch.float64, device=run.device)).cpu()
+    seconds = max(s["seconds"] for s in gather_objects(run.processes, {"seconds": sums.seconds}))
+    line = {"epoch": epoch + 1, "step": run.global_step, "lr": run.optimizer.param_groups[0]["lr"],
+            "train_loss": float(reduced[0] / reduced[2]), "train_top1": 100.0 * float(reduced[1] / reduced[2]),
+            "train_clips": int(reduced[2]), "train_skipped": int(reduced[3]),
+            "clips_per_s": float(reduced[2]) / max(seconds, 1e-9),
+            "seconds": seconds}
+    if run.val_set is not None:
+        started = time.perf_counter()
+        metrics = evaluate(run.model, run.val_set, run.processes, batch_size=run.config.batch_size,
+                           workers=run.config.workers, amp=run.config.amp)
+        line.update({f"val_{k}": v for k, v in metrics.items()}, val_seconds=time.perf_counter() - started)
+    return line
+
+
+def _end_epoch(run: _Run, epoch: int, line: Dict[str, Any], board) -> None:
+    """Keep the line (and the best one), write ``metrics.jsonl``, ``last/``, ``best/`` and the TensorBoard
+    scalars (rank 0), print the line, and checkpoint the run at the start of the next epoch."""
+    run.history.append(line)
+    is_best = run.val_set is not None and (run.best is None or line["val_top1"] > run.best["val_top1"])
+    if is_best:
+        run.best = dict(line)
+    run.sums = _EpochSums()
+    if run.processes.is_main:
+        output, history = run.output, run.history
+        write_atomically(output / METRICS_NAME,
+                         lambda handle: handle.write("".join(json.dumps(h) + "\n" for h in history).encode()))
+        sizes = (len(run.train_set), len(run.val_set) if run.val_set is not None else None)
+        _save_model(run.model, output / "last", run.label_names, run.config, line, sizes)
+        if is_best:
+            _save_model(run.model, output / "best", run.label_names, run.config, line, sizes)
+        if board is not None:
+            for key, value in line.items():
+                if key != "epoch":
+                    board.add_scalar(key, value, line["epoch"])
+            board.flush()
+        summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
+        print(f"i3zoo train: {summary}", flush=True)
+    _save_checkpoint(run, epoch + 1, 0)
+    run.processes.barrier()
+
+
+def _open_board(run: _Run):
+    """A TensorBoard writer on rank 0 when asked for, else None."""
+    if not (run.config.tensorboard and run.processes.is_main):
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    # purge_step: a run killed after writing an epoch's scalars but before its checkpoint writes them again
+    return SummaryWriter(str(run.output / TENSORBOARD_NAME),
+                         purge_step=run.start_epoch + 1 if run.config.resume else None)
+
+
+def _fit(config: TrainConfig, processes: Processes) -> Dict[str, Any]:
+    run = _build(config, processes)
     if config.resume:
-        checkpoint = _load_checkpoint(checkpoint_path)
-        _check_identity(checkpoint["identity"], identity, checkpoint_path)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        mine = checkpoint["processes"][processes.rank]
-        _set_rng_state(mine["rng"], device)
-        sums = _EpochSums(**mine["sums"])
-        start_epoch, start_step, global_step = checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["step"]
-        history, best = list(checkpoint["history"]), checkpoint["best"]
-        del checkpoint
-
-    def save_checkpoint(epoch: int, step_in_epoch: int) -> None:
-        per_process = gather_objects(processes, {"rng": _rng_state(device), "sums": asdict(sums)})
-        if not processes.is_main:
-            return
-        state = {"format": CHECKPOINT_FORMAT, "identity": identity, "model": model.state_dict(),
-                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "scaler": scaler.state_dict(), "processes": per_process, "epoch": epoch,
-                 "step_in_epoch": step_in_epoch, "step": global_step, "history": history, "best": best}
-        write_atomically(checkpoint_path, lambda handle: torch.save(state, handle))
-
+        _restore(run)
     if processes.is_main:
-        output.mkdir(parents=True, exist_ok=True)
-        print(f"i3zoo train: {config.model}, {num_classes} classes, {len(train_set)} training videos"
-              f"{f', {len(val_set)} validation videos' if val_set is not None else ''}; {processes.world_size} "
-              f"process(es) on {device.type}, global batch {global_batch}, lr {lr:g}, {steps_per_epoch} steps "
-              f"per epoch", flush=True)
-
-    board = None
-    if config.tensorboard and processes.is_main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        # purge_step: a run killed after writing an epoch's scalars but before its checkpoint writes them again
-        board = SummaryWriter(str(output / TENSORBOARD_NAME), purge_step=start_epoch + 1 if config.resume else None)
+        run.output.mkdir(parents=True, exist_ok=True)
+        print(f"i3zoo train: {config.model}, {run.num_classes} classes, {len(run.train_set)} training videos"
+              f"{f', {len(run.val_set)} validation videos' if run.val_set is not None else ''}; "
+              f"{processes.world_size} process(es) on {processes.device.type}, global batch {run.global_batch}, "
+              f"lr {run.lr:g}, {run.steps_per_epoch} steps per epoch", flush=True)
+    board = _open_board(run)
     try:
         loader_generator = torch.Generator().manual_seed(config.seed)  # worker seeds only; items seed themselves
-        for epoch in range(start_epoch, config.epochs):
-            samples.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            first_step = start_step if epoch == start_epoch else 0
-            sampler.set_start(first_step * config.batch_size)
-            if first_step == 0:
-                sums = _EpochSums()
-            loader = DataLoader(samples, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                                drop_last=True, pin_memory=device.type == "cuda", generator=loader_generator,
-                                collate_fn=collate_readable)
-            trained.train()
-            bar = tqdm(total=steps_per_epoch, initial=first_step, desc=f"epoch {epoch + 1}/{config.epochs}",
-                       disable=not (processes.is_main and config.progress), leave=False)
-            started = time.perf_counter()
-            step_in_epoch = first_step
-            for clips, labels, unreadable in loader:
-                if step_in_epoch >= steps_per_epoch:
-                    break
-                report_unreadable(unreadable, "training")
-                sums.skipped += len(unreadable)
-                if clips is None:  # every process must step together (DDP): no batch, no step anywhere
-                    names = ", ".join(item.path for item in unreadable)
-                    raise ValueError(f"no video of a whole training batch could be read ({names}); remove the "
-                                     "unreadable files, or use a larger --batch-size")
-                clips = clips.to(device, _parameter_dtype(model), non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
-                    logits = trained(clips)
-                loss = F.cross_entropy(logits.float(), labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                global_step += 1
-                step_in_epoch += 1
-                sums.loss += loss.item() * len(labels)
-                sums.correct += int((logits.argmax(dim=1) == labels).sum())
-                sums.samples += len(labels)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                if config.save_every and global_step % config.save_every == 0 and step_in_epoch < steps_per_epoch:
-                    sums.seconds += time.perf_counter() - started
-                    started = time.perf_counter()
-                    save_checkpoint(epoch, step_in_epoch)
-            bar.close()
-            sums.seconds += time.perf_counter() - started
-
-            reduced = all_reduce_sum(processes, torch.tensor([sums.loss, sums.correct, sums.samples, sums.skipped],
-                                                             dtype=torch.float64, device=device)).cpu()
-            seconds = max(s["seconds"] for s in gather_objects(processes, {"seconds": sums.seconds}))
-            line = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
-                    "train_loss": float(reduced[0] / reduced[2]), "train_top1": 100.0 * float(reduced[1] / reduced[2]),
-                    "train_clips": int(reduced[2]), "train_skipped": int(reduced[3]),
-                    "clips_per_s": float(reduced[2]) / max(seconds, 1e-9),
-                    "seconds": seconds}
-            if val_set is not None:
-                started = time.perf_counter()
-                metrics = evaluate(model, val_set, processes, batch_size=config.batch_size, workers=config.workers,
-                                   amp=config.amp)
-                line.update({f"val_{k}": v for k, v in metrics.items()}, val_seconds=time.perf_counter() - started)
-            history.append(line)
-            is_best = val_set is not None and (best is None or line["val_top1"] > best["val_top1"])
-            if is_best:
-                best = dict(line)
-            sums = _EpochSums()
-            if processes.is_main:
-                write_atomically(output / METRICS_NAME,
-                                 lambda handle: handle.write("".join(json.dumps(h) + "\n" for h in history).encode()))
-                sizes = (len(train_set), len(val_set) if val_set is not None else None)
-                _save_model(model, output / "last", label_names, config, line, sizes)
-                if is_best:
-                    _save_model(model, output / "best", label_names, config, line, sizes)
-                if board is not None:
-                    for key, value in line.items():
-                        if key != "epoch":
-                            board.add_scalar(key, value, line["epoch"])
-                    board.flush()
-                summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items())
-                print(f"i3zoo train: {summary}", flush=True)
-            save_checkpoint(epoch + 1, 0)
-            processes.barrier()
+        for epoch in range(run.start_epoch, config.epochs):
+            _train_one_epoch(run, epoch, loader_generator)
+            _end_epoch(run, epoch, _epoch_metrics(run, epoch), board)
     finally:
         if board is not None:
             board.close()
-    return {"history": history, "best": best, "output": str(output)}
+    return {"history": run.history, "best": run.best, "output": str(run.output)}
