@@ -14,8 +14,9 @@ models take (batch 1 or 2, float32; shape-only checks on the meta device):
   at the clip (``clip_len``, H, W), 16 frames for a cfg without ``clip_len``), ``reset_classifier(0)`` the pooled
   features, ``reset_classifier(0, '')`` the unpooled 5D map. The forward at the cfg's 16 x 224 x 224 clip runs on
   the meta device: the network's own shape rules without the compute (``test_model_forward`` checks the same
-  arithmetic, ``feature_size``, against real tensors). ``create_model(num_classes=0, global_pool='')`` and the
-  rule that pooling may be off only without a classifier: ``test_no_pooling_only_without_a_classifier``.
+  arithmetic, ``feature_size``, against real tensors; ``test_pool_size_is_the_map_of_a_real_forward`` runs one
+  model at the cfg's clip). ``create_model(num_classes=0, global_pool='')`` and the rule that pooling may be off
+  only without a classifier: ``test_no_pooling_only_without_a_classifier``.
 * ``test_model_without_classifier``: ``reset_classifier(0)``, ``num_classes=0`` at creation.
 * ``test_model_load_pretrained`` / ``test_model_features_pretrained``: every tag's weights load with
   ``in_chans=1`` and ``num_classes=5`` or ``0``, and into ``features_only``. The weights are the tag's own
@@ -327,6 +328,17 @@ def test_feature_api_arguments_are_checked():
     getter = on_meta("i3resnet18", features_only=True, feature_cls="getter", out_indices=(1, 2))
     assert getter.feature_info.channels() == [64, 128] and isinstance(getter.model.layer3, nn.Identity)
     assert [m.shape for m in getter(x)] == [(1, 64, 1, 4, 4), (1, 128, 1, 2, 2)]
+
+
+def test_pool_size_is_the_map_of_a_real_forward():
+    """The cfg's pool_size, which ``test_model_default_cfgs`` checks on the meta device for every tag, is the map
+    real tensors give at the cfg's clip (16 x 224 x 224; the cheapest model, float32, batch 1)."""
+    torch.manual_seed(0)
+    model = i3zoo.create_model("i3resnet18_c2d", num_classes=0, global_pool="").eval()
+    cfg = model.pretrained_cfg
+    with torch.no_grad():
+        maps = model(torch.randn(1, 3, DEFAULT_CLIP_LEN, *cfg["input_size"][1:]))
+    assert "clip_len" not in cfg and maps.shape == (1, 512, *cfg["pool_size"]) and cfg["pool_size"] == (8, 7, 7)
 
 
 def test_no_pooling_only_without_a_classifier():
