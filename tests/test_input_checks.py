@@ -61,6 +61,8 @@ BAD_ARGUMENTS = [
     ("num_classes-bool", dict(num_classes=True), ["num_classes", "True"]),
     ("in_chans-zero", dict(in_chans=0), ["in_chans", "positive integer", "0"]),
     ("global_pool", dict(global_pool="avgmax"), ["'avgmax'", "'avg'", "'max'"]),
+    ("no-pooling-with-a-classifier", dict(global_pool=""), ["global_pool=''", "needs num_classes=0",
+                                                            "num_classes=1000", "'avg' or 'max'"]),
     ("drop_rate", dict(drop_rate=1.0), ["drop_rate", "[0, 1)"]),
 ]
 

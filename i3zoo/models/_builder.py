@@ -11,11 +11,14 @@ loads into the built model, where ours must be inflated first).
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import inspect
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from timm.models import FeatureListNet
 from timm.models._builder import pretrained_cfg_for_features, resolve_pretrained_cfg
+from timm.models._features import FeatureGetterNet
+from timm.models._features_fx import FeatureGraphNet
 from torch import nn
 
 from ..registry import arch_tags
@@ -25,7 +28,7 @@ from ..weights.config import MODEL_ARGS
 from ..weights.sources import VideoCfg, load_pretrained
 from .layers import check_clip
 
-__all__ = ["resolve_cfg", "load_at_init", "create_registered", "VideoFeatureListNet"]
+__all__ = ["resolve_cfg", "load_at_init", "create_registered", "VideoFeatureListNet", "wrap_features"]
 
 #: overlay keys that name other weights than the tag's own
 _WEIGHT_KEYS = ("url", "file", "state_dict", "hf_hub_id")
@@ -67,26 +70,84 @@ def load_at_init(model: nn.Module, pretrained: bool, pretrained_cfg, pretrained_
 
 
 class VideoFeatureListNet(FeatureListNet):
-    """timm's ``FeatureListNet`` over an i3zoo model, checking the clip as the model's ``forward`` does."""
+    """timm's ``FeatureListNet`` over an i3zoo model, checking the clip as the model's ``forward`` does.
 
-    def __init__(self, model: nn.Module, out_indices, flatten_sequential: bool) -> None:
-        super().__init__(model, out_indices=out_indices, flatten_sequential=flatten_sequential)
+    ``flatten_sequential`` defaults to the model's own ``feature_flatten_sequential``; ``kwargs`` are
+    ``FeatureListNet``'s.
+    """
+
+    def __init__(self, model: nn.Module, out_indices, flatten_sequential: Optional[bool] = None, **kwargs) -> None:
+        if flatten_sequential is None:
+            flatten_sequential = model.feature_flatten_sequential
+        super().__init__(model, out_indices=out_indices, flatten_sequential=flatten_sequential, **kwargs)
         self.clip_check = dict(model_name=type(model).__name__, in_chans=model.in_chans,
                                min_size=tuple(model.min_input_size))
 
     def forward(self, x: torch.Tensor):
-        check_clip(x, **self.clip_check)
-        return super().forward(x)
+        return super().forward(check_clip(x, **self.clip_check))
+
+
+#: ``feature_cls`` -> the wrapper of a ``features_only`` model (timm's names and classes). Each path checks the
+#: clip: the list in its ``forward``, the getter in the model's ``forward_intermediates``, the FX graph in its
+#: traced ``check_clip`` call.
+FEATURE_CLASSES = {"list": VideoFeatureListNet, "getter": FeatureGetterNet, "fx": FeatureGraphNet}
+
+
+def _wrapper_arguments(cls: type) -> List[str]:
+    """The keyword arguments a feature wrapper class takes besides the model and ``out_indices``."""
+    names = []
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass) and not klass.__module__.startswith("torch."):  # not ModuleDict's
+            names += [n for n, p in inspect.signature(klass.__init__).parameters.items()
+                      if n not in ("self", "model", "out_indices", *names)
+                      and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return names
+
+
+def _stage_indices(out_indices, stages: int) -> Tuple[int, ...]:
+    """``out_indices`` as timm takes them (n: the last n features; a sequence: those), checked."""
+    if isinstance(out_indices, int) and not isinstance(out_indices, bool) and 1 <= out_indices <= stages:
+        return tuple(range(stages - out_indices, stages))
+    if isinstance(out_indices, (tuple, list)) and out_indices and all(
+            isinstance(i, int) and not isinstance(i, bool) and -stages <= i < stages for i in out_indices):
+        return tuple(out_indices)
+    raise ValueError(f"out_indices must be stage indices in range({stages}) (negative: from the end) or a count "
+                     f"of last stages from 1 to {stages}; got {out_indices!r}")
+
+
+def wrap_features(model: nn.Module, feature_cls: Optional[str] = "list", out_indices=(0, 1, 2, 3, 4),
+                  **feature_cfg: Any) -> nn.Module:
+    """``model`` as a ``features_only`` extractor: timm's ``FeatureListNet`` (``"list"``, the default),
+    ``FeatureGetterNet`` (``"getter"``: ``forward_intermediates``, the model pruned after the last feature) or
+    ``FeatureGraphNet`` (``"fx"``: a torch.fx graph); each returns one 5D map per ``out_indices`` entry.
+    ``feature_cfg``: further keyword arguments of the wrapper class (``output_fmt``, ``return_dict`` ...)."""
+    feature_cls = "list" if feature_cls is None else feature_cls
+    if feature_cls not in FEATURE_CLASSES:
+        raise ValueError(f"unknown feature_cls {feature_cls!r}; allowed: {', '.join(map(repr, FEATURE_CLASSES))}")
+    wrapper = FEATURE_CLASSES[feature_cls]
+    allowed = _wrapper_arguments(wrapper)
+    unknown = sorted(set(feature_cfg) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown feature_cfg key {unknown[0]!r} for feature_cls={feature_cls!r}; allowed: "
+                         + ", ".join(["feature_cls", "out_indices", *allowed]))
+    pretrained_cfg = model.pretrained_cfg
+    wrapped = wrapper(model, _stage_indices(out_indices, len(model.feature_info)), **feature_cfg)
+    wrapped.pretrained_cfg = wrapped.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
+    return wrapped
 
 
 def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Module:
     """Entry point behind every registered name: builds ``model_cls``, optionally as a timm feature extractor.
 
-    ``features_only=True`` with ``out_indices`` wraps the model in timm's ``FeatureListNet``; its features
-    are 5D, (N, C, T', H', W').
+    ``features_only=True`` (with ``out_indices``, ``feature_cls`` and ``feature_cfg`` as timm's
+    ``build_model_with_cfg`` takes them) wraps the model with :func:`wrap_features`; its features are 5D,
+    (N, C, T', H', W').
     """
+    feature_cfg = dict(kwargs.pop("feature_cfg", None) or {})
     features_only = kwargs.pop("features_only", False)
-    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3, 4))
+    for key in ("out_indices", "feature_cls"):
+        if key in kwargs:
+            feature_cfg[key] = kwargs.pop(key)
     saved_args = kwargs.pop("pretrained_model_args", None) or {}  # a hf-hub: / local-dir: config's model_args
     unknown = sorted(set(saved_args) - set(MODEL_ARGS))
     if unknown:  # timm has already merged them into kwargs: refuse before anything is built from them
@@ -96,11 +157,4 @@ def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Modul
         cfg = resolve_cfg(model_cls.arch_name, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
         kwargs["num_classes"] = cfg.get("num_classes") or 1000
     model = model_cls(pretrained=pretrained, **kwargs)
-    if features_only:
-        pretrained_cfg = model.pretrained_cfg
-        stages = len(model.feature_info)
-        if not all(isinstance(i, int) and -stages <= i < stages for i in out_indices):
-            raise ValueError(f"out_indices must be stage indices in range({stages}); got {tuple(out_indices)}")
-        model = VideoFeatureListNet(model, out_indices, model.feature_flatten_sequential)
-        model.pretrained_cfg = model.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
-    return model
+    return wrap_features(model, **feature_cfg) if features_only else model

@@ -181,10 +181,8 @@ class I3DenseNet(I3DNet):
     def reduction_path(self) -> Sequence[LayerSpec]:
         return self.design.reduction_path(len(self.block_config))
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> (N, num_features, T/8, H/32, W/32) (sizes rounded down), after the final ReLU."""
-        stem, rest = self.features[:4], list(self.features)[4:]  # conv0..pool0 as one stage: relu0 is in-place
-        x = self._run_stages(x, [stem] + rest)
+    def _features_end(self, x: torch.Tensor) -> torch.Tensor:
+        """torchvision's DenseNet ends its features with a ReLU after ``norm5`` (in ``forward``)."""
         return F.relu(x)
 
     def stage_modules(self) -> List[List[nn.Module]]:

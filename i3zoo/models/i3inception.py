@@ -166,7 +166,8 @@ class I3Inception(I3DNet):
         self.transform_input = transform_input
         self.design = design = INCEPTION_DESIGNS[self.temporal]
         pad = dict(temporal_padding=self.temporal_padding)
-        # children in the order of the forward pass: timm's FeatureListNet runs them in this order
+        # children in the order of the forward pass: forward_features (I3DNet.backbone_modules) and timm's
+        # FeatureListNet run them in this order
         self.input_transform = ImageNetToInceptionInput() if transform_input else nn.Identity()
         self.conv1 = BasicConv3d(self.in_chans, 64, design.conv1, **pad)
         self.maxpool1 = _max_pool(design.maxpool1)
@@ -208,13 +209,6 @@ class I3Inception(I3DNet):
         return [["inception3a", "inception3b"],
                 ["maxpool3", "inception4a", "inception4b", "inception4c", "inception4d", "inception4e"],
                 ["maxpool4", "inception5a", "inception5b"]]
-
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> (N, 1024, T', H', W') with T' = ceil(T / 8), H' = ceil(H / 32) (about)."""
-        x = self.input_transform(x)
-        x = self.maxpool1(self.conv1(x))
-        x = self.maxpool2(self.conv3(self.conv2(x)))
-        return self._run_stages(x, [getattr(self, name) for stage in self._stages() for name in stage])
 
     def stage_modules(self) -> List[List[nn.Module]]:
         """The stem (conv1, conv2, conv3), then Mixed_3 (3a, 3b), Mixed_4 (4a..4e) and Mixed_5 (5a, 5b)."""

@@ -353,7 +353,8 @@ class I3ResNet(I3DNet):
                 dict(num_chs=planes * expansion, reduction=4 * 2 ** (index - 1), module=f"layer{index}")
             )
             if stage.pool_after is not None:
-                # registered right after its stage: timm's FeatureListNet runs children in this order
+                # registered right after its stage: forward_features (I3DNet.backbone_modules) and timm's
+                # FeatureListNet run the children in registration order
                 setattr(self, f"layer{index}_pool", _max_pool(stage.pool_after))
         self.num_features = 512 * expansion
         self.fc = nn.Linear(self.num_features, self.num_classes) if self.num_classes else nn.Identity()
@@ -383,16 +384,6 @@ class I3ResNet(I3DNet):
 
     def reduction_path(self) -> Sequence[LayerSpec]:
         return self.design.reduction_path()
-
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> (N, num_features, T', H/32, W/32) (sizes rounded up; T' = T / temporal_reduction)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        stages = []
-        for index in range(1, 5):
-            stages.append(getattr(self, f"layer{index}"))
-            if hasattr(self, f"layer{index}_pool"):
-                stages.append(getattr(self, f"layer{index}_pool"))
-        return self._run_stages(x, stages)
 
     def stage_modules(self) -> List[List[nn.Module]]:
         """The stem (conv1, bn1), then layer1..4 (with the time pool after a stage, which has no parameters)."""

@@ -6,7 +6,7 @@ Input layout is (N, C, T, H, W), as in torchvision's video models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,8 @@ from torch import nn
 
 from ..weights.inflate import check_inflation_mode
 
-__all__ = ["LayerSpec", "InflatedConv3d", "temporal_padding_mode", "output_size", "min_input_size", "check_clip"]
+__all__ = ["LayerSpec", "InflatedConv3d", "temporal_padding_mode", "output_size", "size_after", "min_input_size",
+           "check_clip"]
 
 Triple = Tuple[int, int, int]
 
@@ -85,6 +86,14 @@ def output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bo
     return out
 
 
+def size_after(path: Iterable[LayerSpec], size: Sequence[int]) -> Triple:
+    """(T, H, W) after every layer on ``path`` (in order) for an input of ``size`` (T, H, W); < 1: no output."""
+    out = list(size)
+    for spec in path:
+        out = [spec.output_size(n, axis) for axis, n in enumerate(out)]
+    return tuple(out)  # type: ignore[return-value]
+
+
 def min_input_size(path: Iterable[LayerSpec]) -> Triple:
     """Smallest (T, H, W) for which every layer on ``path`` (in order) yields at least one output.
 
@@ -111,8 +120,14 @@ def total_stride(path: Iterable[LayerSpec]) -> Triple:
     return tuple(out)  # type: ignore[return-value]
 
 
-def check_clip(x: torch.Tensor, *, model_name: str, in_chans: int, min_size: Triple) -> None:
-    """Raise ``ValueError`` unless ``x`` is a float (N, C, T, H, W) clip the model accepts."""
+def check_clip(x: torch.Tensor, *, model_name: str, in_chans: int, min_size: Triple) -> torch.Tensor:
+    """Return ``x`` if it is a float (N, C, T, H, W) clip the model accepts; raise ``ValueError`` otherwise
+    (``TypeError`` for a non-tensor).
+
+    ``x`` is returned so that the check sits in the data flow: ``torch.fx`` tracing (which cannot look inside it,
+    its branches depend on the shape) records it as one call that a traced graph runs on every input (see
+    ``torch.fx.wrap`` in ``_model.py``) and that dead-code elimination keeps.
+    """
     min_t, min_h, min_w = min_size
     allowed = (
         f"{model_name} takes a floating-point video tensor of shape (N, C, T, H, W) with N >= 1, "
@@ -139,3 +154,4 @@ def check_clip(x: torch.Tensor, *, model_name: str, in_chans: int, min_size: Tri
             f"{allowed}; got T = {t}, H = {h}, W = {w}. The minimum clip for {model_name} is "
             f"{min_t}x{min_h}x{min_w} (T x H x W)"
         )
+    return x
