@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Dict
 
-import pytest
-import torch
+# The suite runs in pytest-xdist workers, one per core (setup.cfg: -n auto): each computes with one thread, set
+# before torch starts its thread pool and inherited by the commands a test starts. Two threads in each of two
+# workers on two cores spin-wait for each other (a run then takes 13 minutes instead of 8).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
-import i3zoo
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+import i3zoo  # noqa: E402
 from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_2d, torchvision_arch_of
 
 
@@ -46,19 +56,34 @@ def save_2d_checkpoint(arch: str, path: Path, seed: int = 0) -> Path:
     return path
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: a worker per core, at most two (each holds the session's random models, a few GB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, 2)
+
+
 @pytest.fixture(scope="session")
 def checkpoint_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("checkpoints2d")
+    """One folder of seeded 2D checkpoints for the whole run: the xdist workers share it (about 3 GB)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp("checkpoints2d")
+    shared = tmp_path_factory.getbasetemp().parent / "checkpoints2d"  # the run's folder, above each worker's
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(scope="session")
 def checkpoint_2d(checkpoint_dir) -> Callable[[str], Path]:
-    """``checkpoint_2d(arch)`` -> path of a seeded 2D ``.pth`` checkpoint for ``arch`` (made once)."""
+    """``checkpoint_2d(arch)`` -> path of a seeded 2D ``.pth`` checkpoint for ``arch`` (made once per run: a worker
+    that finds another writing it waits for the finished file)."""
+    from filelock import FileLock
 
     def make(arch: str, suffix: str = ".pth") -> Path:
         path = checkpoint_dir / f"{arch}{suffix}"
-        if not path.exists():
-            save_2d_checkpoint(arch, path)
+        with FileLock(str(path) + ".lock"):
+            if not path.exists():
+                temporary = save_2d_checkpoint(arch, path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}"))
+                temporary.replace(path)
         return path
 
     return make
