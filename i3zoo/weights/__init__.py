@@ -1,12 +1,15 @@
-"""Where weights come from and go: inflation, checkpoints, the Hugging Face Hub, model cards.
+"""Where weights come from and go: weight sources, inflation, checkpoints, the Hugging Face Hub, model cards.
 
+``sources.py`` the weight-source interface (where a tag's file comes from, how its state dict becomes the model's,
+what its cfg and card say), the tag cfg (``VideoCfg``) and the strict fill every source ends in, and one module
+per source: ``torchvision_imagenet.py`` (torchvision's 2D ImageNet weights, inflated; ``Torchvision2D``, the 2D
+network a model declares), ``pytorchvideo.py`` (PyTorchVideo's Kinetics-400 checkpoints and the strict converter
+from their layout), ``preinflated.py`` (saved folders read back: ``hf-hub:``, ``local-dir:``, published copies).
 ``inflate.py`` the inflation rule and the strict 2D -> 3D state-dict loader, ``checkpoints.py`` reading
 plain-weight files and fetching them hash-checked, ``config.py`` validating a saved ``config.json``,
 ``verify.py`` the boring-video check of inflated weights against their 2D source, ``hub.py``
-``save_pretrained`` / ``push_to_hub`` and reading pre-inflated folders back, ``published.py`` the records of
-published variants, ``cards.py`` and ``card_templates/`` the model cards, ``pytorchvideo.py`` PyTorchVideo's
-Kinetics-400 checkpoints and the strict converter from their layout, ``labels/`` class names shipped as data
-(``kinetics400.txt``).
+``save_pretrained`` / ``push_to_hub``, ``published.py`` the records of published variants, ``cards.py`` and
+``card_templates/`` the model cards, ``labels/`` class names shipped as data (``kinetics400.txt``).
 
 It works on state dicts, configs and any module that has the attributes it needs, and imports nothing from
 ``i3zoo.models``: the models depend on their weights, never the other way round (a test walks the import
