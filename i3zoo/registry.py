@@ -125,7 +125,8 @@ def create_model(
         pretrained_cfg_overlay: overrides of the weight source, e.g. ``dict(file="resnet50.pth")`` for a
             local 2D checkpoint or ``dict(url=...)`` for another download.
         **kwargs: model arguments: ``inflation`` ("center" | "mean"), ``num_classes``, ``in_chans``,
-            ``drop_rate``, ``global_pool``, ``features_only``, ``out_indices``, ``cache_dir``.
+            ``drop_rate``, ``global_pool``, ``features_only`` with ``out_indices`` and ``feature_cls`` ("list",
+            "getter" or "fx") or ``feature_cfg``, ``frozen_stages``, ``norm_eval``, ``cache_dir``.
 
     Returns:
         The model, in train mode like any freshly created torch module; input (N, C, T, H, W).
