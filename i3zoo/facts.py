@@ -175,7 +175,7 @@ def hub_docstring(name: str) -> str:
     mt, mh, mw = f.min_input_size
     t, h, w = REFERENCE_CLIP
     return (
-        f"{cls.__name__}: {cls.__doc__.splitlines()[0].split('. Weights:')[0]}.\n\n"
+        f"{cls.__name__}: {cls.title}.\n\n"
         f"    Weights (``pretrained=True``; another tag with ``pretrained_cfg=TAG``):\n"
         + "".join(f"    - {line}\n" for line in tags)
         + f"\n    {f.params:,} parameters, {f.gflops:.1f} GFLOPs for one {t}x{h}x{w} clip; time reduced "

@@ -65,8 +65,10 @@ def list_models(filter: str = "", pretrained: bool = False) -> List[str]:
 def model_class(name: str) -> type:
     """The declared class of registered model ``name`` (``arch`` or ``arch.tag``), e.g. ``I3ResNet50``; nothing is
     built."""
-    _check_name(name)
-    return model_entrypoint(split_model_name_tag(name)[0]).model_cls
+    arch, tag = split_model_name_tag(name)
+    if arch not in _REGISTERED or (tag and tag not in arch_tags(arch)):
+        _check_name(name)  # raises, naming the close matches (it lists the registry: only on a miss)
+    return model_entrypoint(arch).model_cls
 
 
 def is_model(name: str) -> bool:

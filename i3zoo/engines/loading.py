@@ -85,8 +85,8 @@ def weights_overlay(name: str, *, file: Optional[str] = None, random_weights: bo
         UsageError: an unknown model, ``file`` or ``random_weights`` with a pre-inflated model or with each
             other, a ``file`` that does not exist.
     """
-    from ..registry import is_model, list_models
-    from ..weights.verify import seeded_2d_state_dict, torchvision_arch_of
+    from ..registry import is_model, list_models, model_class
+    from ..weights.verify import seeded_2d_state_dict
 
     if not is_preinflated(name) and not is_model(name):
         raise UsageError(f"unknown model {name!r}; choose from: {', '.join(list_models())} "
@@ -97,7 +97,7 @@ def weights_overlay(name: str, *, file: Optional[str] = None, random_weights: bo
     if file and random_weights:
         raise UsageError("file and random_weights exclude each other: give one source of weights")
     if random_weights:
-        overlay = dict(state_dict=seeded_2d_state_dict(torchvision_arch_of(name.split(".")[0]), RANDOM_SEED))
+        overlay = dict(state_dict=seeded_2d_state_dict(model_class(name).network_2d, RANDOM_SEED))
         return overlay, {"kind": "random", "seed": RANDOM_SEED,
                          "note": "seeded random weights with randomized BatchNorm statistics, NOT trained weights"}
     if file:

@@ -26,7 +26,7 @@ from ..weights import preinflated  # noqa: F401  (registers the preinflated and 
 from ..weights.checkpoints import CheckpointError
 from ..weights.config import MODEL_ARGS
 from ..weights.sources import VideoCfg, load_pretrained
-from .layers import check_clip
+from .layers import check_clip, valid_feature_indices
 
 __all__ = ["resolve_cfg", "load_at_init", "create_registered", "VideoFeatureListNet", "wrap_features"]
 
@@ -106,13 +106,10 @@ def _wrapper_arguments(cls: type) -> List[str]:
 
 def _stage_indices(out_indices, stages: int) -> Tuple[int, ...]:
     """``out_indices`` as timm takes them (n: the last n features; a sequence: those), checked."""
-    if isinstance(out_indices, int) and not isinstance(out_indices, bool) and 1 <= out_indices <= stages:
-        return tuple(range(stages - out_indices, stages))
-    if isinstance(out_indices, (tuple, list)) and out_indices and all(
-            isinstance(i, int) and not isinstance(i, bool) and -stages <= i < stages for i in out_indices):
-        return tuple(out_indices)
-    raise ValueError(f"out_indices must be stage indices in range({stages}) (negative: from the end) or a count "
-                     f"of last stages from 1 to {stages}; got {out_indices!r}")
+    if not valid_feature_indices(out_indices, stages):
+        raise ValueError(f"out_indices must be stage indices in range({stages}) (negative: from the end) or a count "
+                         f"of last stages from 1 to {stages}; got {out_indices!r}")
+    return tuple(range(stages - out_indices, stages)) if isinstance(out_indices, int) else tuple(out_indices)
 
 
 def wrap_features(model: nn.Module, feature_cls: Optional[str] = "list", out_indices=(0, 1, 2, 3, 4),

@@ -75,7 +75,7 @@ def _check(variant: Variant, family: type) -> None:
 
 
 def _named_class(variant: Variant, family: type, module: str, tags: List[str]) -> type:
-    attributes = dict(variant.args, arch_name=variant.name, network_2d=variant.network_2d,
+    attributes = dict(variant.args, arch_name=variant.name, title=variant.title, network_2d=variant.network_2d,
                       torchvision_arch=variant.network_2d.arch, __module__=module, __qualname__=variant.class_name,
                       __doc__=_docstring(variant, family, tags))
     return type(variant.class_name, (family,), attributes)
@@ -124,10 +124,10 @@ def undeclare(name: str) -> None:
     for key in (variant.class_name, variant.name):
         namespace.pop(key, None)
     namespace.get("default_cfgs", {}).pop(name, None)
-    if variant.class_name in namespace.get("__all__", []):
-        namespace["__all__"].remove(variant.class_name)
-    if variant.name in namespace.get("__all__", []):  # timm's register_model adds the entry point's name
-        namespace["__all__"].remove(variant.name)
+    exported = namespace.get("__all__", [])
+    for key in (variant.class_name, variant.name):  # timm's register_model exports the entry point's name too
+        if key in exported:
+            exported.remove(key)
     unregister(name)
 
 

@@ -25,7 +25,16 @@ from torch.utils.checkpoint import checkpoint
 from ..weights.inflate import check_inflation_mode
 from ..weights.torchvision_imagenet import Torchvision2D
 from ._builder import load_at_init
-from .layers import LayerSpec, Triple, check_clip, min_input_size, size_after, temporal_padding_mode, total_stride
+from .layers import (
+    LayerSpec,
+    Triple,
+    check_clip,
+    min_input_size,
+    size_after,
+    temporal_padding_mode,
+    total_stride,
+    valid_feature_indices,
+)
 
 __all__ = ["I3DNet", "GLOBAL_POOLS", "OUTPUT_FORMATS", "DEFAULT_CLIP_LEN"]
 
@@ -104,6 +113,8 @@ class I3DNet(nn.Module):
     #: registered name (``i3resnet50``) of a named class; empty for the generic family classes. The named classes
     #: and the attributes below are set from the family's variant table (``_declare.declare``)
     arch_name: str = ""
+    #: one line on what a named model is (its variant's title: docstrings, hub help)
+    title: str = ""
     #: the torchvision 2D network the weights come from (``network_2d.arch`` is its ``get_model`` name)
     network_2d: Optional[Torchvision2D] = None
     torchvision_arch: str = ""
@@ -361,14 +372,7 @@ class I3DNet(nn.Module):
         """timm's ``feature_take_indices`` (None: all, n: the last n, a sequence: those, negative from the end),
         with a ``ValueError`` naming what is allowed instead of an assertion."""
         count = len(self.feature_info)
-        if indices is None:
-            return feature_take_indices(count, indices)
-        if isinstance(indices, int) and not isinstance(indices, bool):
-            valid = 1 <= indices <= count
-        else:
-            valid = isinstance(indices, Sequence) and len(indices) > 0 and all(
-                isinstance(i, int) and not isinstance(i, bool) and -count <= i < count for i in indices)
-        if not valid:
+        if indices is not None and not valid_feature_indices(indices, count):
             raise ValueError(f"indices must be None (all {count} features), a count from 1 to {count} (the last "
                              f"ones) or feature indices in range(-{count}, {count}); got {indices!r}")
         return feature_take_indices(count, indices)

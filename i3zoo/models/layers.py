@@ -6,7 +6,7 @@ Input layout is (N, C, T, H, W), as in torchvision's video models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import Any, Iterable, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from torch import nn
 from ..weights.inflate import check_inflation_mode
 
 __all__ = ["LayerSpec", "InflatedConv3d", "temporal_padding_mode", "output_size", "size_after", "min_input_size",
-           "check_clip"]
+           "valid_feature_indices", "check_clip"]
 
 Triple = Tuple[int, int, int]
 
@@ -118,6 +118,15 @@ def total_stride(path: Iterable[LayerSpec]) -> Triple:
     for spec in path:
         out = [o * s for o, s in zip(out, spec.stride)]
     return tuple(out)  # type: ignore[return-value]
+
+
+def valid_feature_indices(indices: Any, count: int) -> bool:
+    """Whether ``indices`` picks features as timm does (``feature_take_indices``, ``out_indices``): a count from 1
+    to ``count`` (the last ones), or a non-empty sequence of indices in ``range(-count, count)``."""
+    if isinstance(indices, int) and not isinstance(indices, bool):
+        return 1 <= indices <= count
+    return isinstance(indices, Sequence) and len(indices) > 0 and all(
+        isinstance(i, int) and not isinstance(i, bool) and -count <= i < count for i in indices)
 
 
 def check_clip(x: torch.Tensor, *, model_name: str, in_chans: int, min_size: Triple) -> torch.Tensor:
