@@ -16,7 +16,7 @@ from .engines import Extractor, Predictor, extract, predict
 from .errors import UsageError
 from .graph_export import export_onnx, export_program
 from .inference import optimize_for_inference
-from .models import MODEL_CLASSES
+from .models import MODEL_CLASSES, Design, InflatedNet, StageRule, inflate
 from .registry import create_model, is_model, list_models, list_tags
 from .weights import (
     INFLATION_MODES,
@@ -31,7 +31,7 @@ from .weights.hub import push_to_hub, save_pretrained
 globals().update(MODEL_CLASSES)  # the model classes, each declared once in its family's table
 
 __all__ = [
-    "__version__", "facts", *MODEL_CLASSES,
+    "__version__", "facts", *MODEL_CLASSES, "inflate", "InflatedNet", "Design", "StageRule",
     "create_model", "list_models", "is_model", "list_tags",
     "INFLATION_MODES", "inflate_conv_weight", "inflate_state_dict",
     "CheckpointError", "CheckpointMismatchError", "read_state_dict",

@@ -21,10 +21,14 @@ from timm.models import (
 )
 from torch import nn
 
-from .weights.config import read_source_config
+from .weights.config import INFLATED_ARCH, read_source_config
 
 __all__ = ["create_model", "list_models", "is_model", "list_tags", "arch_tags", "meta_model", "model_class",
            "register", "unregister"]
+
+#: the prefix of a 2D network inflated on the fly: ``inflate:timm/convnext_tiny.fb_in1k``,
+#: ``inflate:torchvision/efficientnet_b0``
+INFLATE_PREFIX = f"{INFLATED_ARCH}:"
 
 #: i3zoo's registered names -> the timm module (last part of the module name) that registered each
 _REGISTERED: Dict[str, str] = {}
@@ -122,7 +126,10 @@ def create_model(
     """Create an i3zoo model by name, as ``timm.create_model`` does.
 
     Args:
-        model_name: ``arch`` or ``arch.tag``, e.g. ``"i3resnet50"`` or ``"i3resnet50.tv2_in1k"``.
+        model_name: ``arch`` or ``arch.tag``, e.g. ``"i3resnet50"`` or ``"i3resnet50.tv2_in1k"``; a saved model,
+            ``hf-hub:ORG/NAME`` or ``local-dir:PATH``; or any timm / torchvision 2D CNN inflated on the fly,
+            ``inflate:timm/NAME[.TAG]`` or ``inflate:torchvision/NAME[.WEIGHTS]`` (with ``design=``; see
+            :func:`i3zoo.inflate`).
         pretrained: fill the 3D model by inflating the tag's 2D ImageNet weights.
         pretrained_cfg_overlay: overrides of the weight source, e.g. ``dict(file="resnet50.pth")`` for a
             local 2D checkpoint or ``dict(url=...)`` for another download.
@@ -133,10 +140,13 @@ def create_model(
     Returns:
         The model, in train mode like any freshly created torch module; input (N, C, T, H, W).
     """
+    if model_name.startswith(INFLATE_PREFIX):  # timm's names take no other prefix: its "inflate" entry does it
+        return timm.create_model(INFLATED_ARCH, source=model_name[len(INFLATE_PREFIX):], pretrained=pretrained,
+                                 pretrained_cfg_overlay=pretrained_cfg_overlay, **kwargs)
     source, _ = parse_model_name(model_name)  # timm's: a bare "org/name" or path gets a hint to use a prefix
     if source is None:
         _check_name(model_name)
     else:  # timm would build any model the folder's config names: check it is one of ours, and sound
-        read_source_config(model_name, list_models(), cache_dir=kwargs.get("cache_dir"))
+        read_source_config(model_name, [*list_models(), INFLATED_ARCH], cache_dir=kwargs.get("cache_dir"))
     return timm.create_model(model_name, pretrained=pretrained, pretrained_cfg_overlay=pretrained_cfg_overlay,
                              **kwargs)

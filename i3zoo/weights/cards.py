@@ -23,7 +23,8 @@ from ..facts import model_facts
 from ..registry import list_models, meta_model, model_class
 from .sources import source_named
 
-__all__ = ["render_card", "render_finetuned_card", "card_equivalence", "committed_card", "write_committed_cards",
+__all__ = ["render_card", "render_finetuned_card", "render_inflated_card", "card_equivalence", "committed_card",
+           "write_committed_cards",
            "base_model_id", "front_matter", "equivalence_text", "read_template"]
 
 # below this the measured relative error is float64 round-off; committed cards state the bound, not the
@@ -199,3 +200,36 @@ def write_committed_cards(folder: Path) -> List[Path]:
         path.write_text(committed_card(model_id), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def render_inflated_card(model: Any, source_2d: Dict[str, Any], training: Optional[Dict[str, Any]] = None) -> str:
+    """The card of a 2D network inflated on the fly (``inflate:timm/NAME``): its source, design and facts;
+    ``base_model`` names the 2D weights when they are timm's Hub weights. ``training`` as
+    :func:`render_finetuned_card`'s."""
+    from huggingface_hub import ModelCardData
+
+    library, _, name = model.source.partition("/")
+    pretrained = bool(source_2d.get("pretrained"))
+    cfg = model.pretrained_cfg
+    base = f"timm/{name}" if library == "timm" and pretrained and "." in name else None
+    data = ModelCardData(library_name="i3zoo", license="other", pipeline_tag="video-classification",
+                         tags=["video-classification", "inflated", library, model.design.name, "pytorch"],
+                         base_model=base)
+    trained = ""
+    if training is not None:
+        trained = ("## Training\n\nFine-tuned on video with `i3zoo train` after inflation, so the boring-video "
+                   "equivalence with the 2D network no longer holds.\n\n| | |\n|---|---|\n"
+                   + "".join(f"| {k} | {training[k]} |\n" for k in ("start", "train", "epochs", "validation")) + "\n")
+    mt, mh, mw = model.min_input_size
+    what = (f"`{model.source}` inflated to a video network" + (", then fine-tuned on video." if training else
+            ": on a clip of one repeated frame it gives the 2D network's outputs (float round-off)."))
+    return string.Template(read_template("inflated")).substitute(
+        front_matter=f"---\n{data.to_yaml()}\n---", title=f"inflate:{model.source} ({model.design.name})",
+        what=what, source=model.source, library=library,
+        weights=f"weights `{source_2d.get('name')}`" if pretrained else "random 2D weights (no pretrained ones)",
+        design=model.design.name, design_summary=model.design.summary, inflation=model.inflation,
+        time_layers=len(model.time_layers), time_pools=len(model.time_pools),
+        params=f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M", in_chans=model.in_chans,
+        mean=tuple(round(v, 4) for v in cfg["mean"]), std=tuple(round(v, 4) for v in cfg["std"]),
+        min_input=f"{mt} × {mh} × {mw}", temporal_reduction=model.temporal_reduction,
+        spatial_reduction=model.spatial_reduction, num_classes=model.num_classes, training=trained)

@@ -15,7 +15,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from .checkpoints import CheckpointError, offline, require_regular_file
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "MODEL_ARGS", "validate_config", "read_config",
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "MODEL_ARGS", "INFLATED_ARCH", "INFLATED_ARGS",
+           "validate_config", "read_config",
            "read_source_config", "hub_file"]
 
 CONFIG_NAME = "config.json"
@@ -23,6 +24,10 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 #: the constructor arguments a config's ``model_args`` may set (what ``save_pretrained`` writes)
 MODEL_ARGS = ("inflation", "num_classes", "in_chans", "global_pool", "drop_rate", "transform_input")
+#: the architecture name of an inflated 2D network (``inflate:timm/NAME``), and the arguments only it restores:
+#: which 2D network, in which temporal design
+INFLATED_ARCH = "inflate"
+INFLATED_ARGS = ("source", "design")
 #: pretrained-cfg fields that name where weights come from: a config never sets them (timm's export drops them)
 _SOURCE_FIELDS = ("url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source",
                   "weights_source")
@@ -74,10 +79,11 @@ def validate_config(config: Any, source: str, architectures: Sequence[str]) -> D
         if field in config and not isinstance(config[field], dict):
             raise CheckpointError(f"{source}: config.json field {field!r} must be a JSON object; got "
                                   f"{type(config[field]).__name__}")
-    unknown = sorted(set(config.get("model_args", {})) - set(MODEL_ARGS))
+    allowed = MODEL_ARGS + (INFLATED_ARGS if arch == INFLATED_ARCH else ())
+    unknown = sorted(set(config.get("model_args", {})) - set(allowed))
     if unknown:
         raise CheckpointError(f"{source}: config.json field 'model_args.{unknown[0]}' is not a constructor argument "
-                              f"i3zoo restores; allowed: {', '.join(MODEL_ARGS)}")
+                              f"i3zoo restores; allowed: {', '.join(allowed)}")
     _check_class_counts(config, source)
     cfg = config.get("pretrained_cfg", {})
     sourced = [k for k in _SOURCE_FIELDS if k in cfg]

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from torch import nn
 
 from .checkpoints import sha256_of
-from .config import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from .config import CARD_NAME, CONFIG_NAME, INFLATED_ARCH, WEIGHTS_NAME
 
 __all__ = ["save_pretrained", "push_to_hub", "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME"]
 
@@ -32,9 +32,15 @@ SAVED_ATTRIBUTES = ("arch_name", "pretrained_cfg", "inflation", "num_classes", "
                     "drop_rate", "video_facts")
 
 
+def _inflated(model: nn.Module) -> bool:
+    """Whether ``model`` is a 2D network inflated on the fly (``inflate:...``), saved with its source and design."""
+    return getattr(model, "arch_name", "") == INFLATED_ARCH
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
+    needed = [a for a in SAVED_ATTRIBUTES if not (_inflated(model) and a in ("global_pool", "drop_rate"))]
     if not isinstance(model, nn.Module) or not getattr(model, "arch_name", "") or not all(
-            hasattr(model, a) for a in SAVED_ATTRIBUTES):
+            hasattr(model, a) for a in needed):
         raise TypeError(f"save_pretrained takes a registered i3zoo model (e.g. from create_model); got "
                         f"{type(model).__name__}")
     return model
@@ -42,6 +48,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def model_args_of(model: nn.Module) -> Dict[str, Any]:
     """Every constructor argument that shapes the model (and the inflation mode), for ``config.json``."""
+    if _inflated(model):
+        return dict(source=model.source, design=model.named_design(), inflation=model.inflation,
+                    num_classes=model.num_classes, in_chans=model.in_chans)
     args = dict(inflation=model.inflation, num_classes=model.num_classes, in_chans=model.in_chans,
                 global_pool=model.global_pool, drop_rate=model.drop_rate)
     if hasattr(model, "transform_input"):  # Inception-v1's input re-normalisation (a weight convention)
@@ -149,6 +158,11 @@ def _card(model: nn.Module, source_2d: Dict[str, Any], *, measure: bool, label_n
     from .cards import render_card, render_finetuned_card
     from .verify import measure_equivalence
 
+    if _inflated(model):
+        from .cards import render_inflated_card
+
+        why = "weights trained after inflation" if training else "inflated on the fly: i3zoo's tests hold it"
+        return render_inflated_card(model, source_2d, training), {"measured": False, "why": why}
     model_id = f"{model.arch_name}.{model.pretrained_cfg.get('tag')}"
     if training is None:
         equivalence = measure_equivalence(model) if measure else {"measured": False, "why": "not asked for"}

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .checkpoints import CheckpointError, check_state_dict, offline, sha256_of
-from .config import CONFIG_NAME, WEIGHTS_NAME, hub_file, read_config
+from .config import CONFIG_NAME, INFLATED_ARCH, WEIGHTS_NAME, hub_file, read_config
 from .published import PUBLISHED, HubWeights
 from .sources import WeightSource, classes_in, register_source
 
@@ -37,7 +37,7 @@ def _read_verified(weights: Path, config: Path, expected_sha256: Optional[str], 
 
     from ..registry import list_models
 
-    parsed = read_config(config, source, list_models())
+    parsed = read_config(config, source, [*list_models(), INFLATED_ARCH])
     meta = parsed["i3zoo"]
     expected = (expected_sha256 or meta["weights_sha256"]).lower()
     actual = sha256_of(weights)
