@@ -207,6 +207,27 @@ class HubEntrypoint:
         return f"<i3zoo hub entry point {self.__name__}>"
 
 
-def hub_entrypoints() -> Dict[str, HubEntrypoint]:
-    """An entry point for every registered model, for ``hubconf.py`` (as timm's: taken from the registry)."""
-    return {name: HubEntrypoint(name) for name in list_models()}
+def inflate_entrypoint(source: str, pretrained: bool = False, design: str = "i3d", **kwargs):
+    """Any timm or torchvision 2D CNN inflated to a video model: ``torch.hub.load(REPO, "inflate",
+    "timm/convnext_tiny.fb_in1k", pretrained=True, design="i3d")``, the same as
+    ``i3zoo.create_model("inflate:timm/convnext_tiny.fb_in1k", ...)``.
+
+    Args:
+        source: ``"timm/NAME[.TAG]"`` or ``"torchvision/NAME[.WEIGHTS]"``.
+        pretrained: the 2D network's weights, as timm or torchvision get them.
+        design: ``"i3d"``, ``"slowonly"`` or ``"c2d"``.
+        **kwargs: ``inflation``, ``num_classes``, ``features_only``, ``out_indices``, ``frozen_stages``,
+            ``norm_eval``, ``pretrained_cfg_overlay=dict(file=PATH)`` and the 2D network's own arguments.
+    """
+    from .registry import INFLATE_PREFIX, create_model
+
+    return create_model(INFLATE_PREFIX + source, pretrained=pretrained, design=design, **kwargs)
+
+
+inflate_entrypoint.__name__ = inflate_entrypoint.__qualname__ = "inflate"
+
+
+def hub_entrypoints() -> Dict[str, Any]:
+    """An entry point for every registered model, for ``hubconf.py`` (as timm's: taken from the registry), and
+    ``inflate`` for any 2D CNN."""
+    return {**{name: HubEntrypoint(name) for name in list_models()}, "inflate": inflate_entrypoint}

@@ -20,12 +20,18 @@ HOW_TO_GET_WEIGHTS = ("give a local copy of the 2D weights with --file PATH (e.g
 def add_weight_arguments(p: argparse.ArgumentParser) -> None:
     """The model and its weights, as :func:`load_model_from_args` takes them (extract, predict, export-onnx, train)."""
     p.add_argument("--model", required=True, metavar="NAME",
-                   help="arch or arch.tag (e.g. i3resnet50.tv_in1k), hf-hub:ORG/NAME or local-dir:PATH")
+                   help="arch or arch.tag (e.g. i3resnet50.tv_in1k), hf-hub:ORG/NAME, local-dir:PATH, or any timm "
+                        "or torchvision 2D CNN inflated on the fly: inflate:timm/NAME[.TAG], "
+                        "inflate:torchvision/NAME")
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--file", metavar="2D.pth", help="a local copy of the 2D weights (.pth or .safetensors)")
     weights.add_argument("--random-weights", action="store_true",
                          help=f"seeded random weights (seed {RANDOM_SEED}), for a smoke run; every output says so")
     p.add_argument("--inflation", default="center", choices=("center", "mean"))
+    from ..models.designs import DESIGNS
+
+    p.add_argument("--design", choices=tuple(DESIGNS),
+                   help="temporal design of an inflate: model (default i3d); registered models have their own")
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,7 +53,7 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
 
     try:
         return load_model(args.model, file=args.file, random_weights=args.random_weights, inflation=args.inflation,
-                          device=args.device)
+                          device=args.device, design=getattr(args, "design", None))
     except UsageError:
         raise
     except (CheckpointError, OSError, ValueError) as e:

@@ -19,11 +19,17 @@ from torch import nn
 from ..errors import UsageError
 
 __all__ = ["RANDOM_SEED", "LoadedModel", "load_model", "weights_overlay", "model_label_names", "describe_weights",
-           "is_preinflated"]
+           "is_preinflated", "is_inflated"]
 
 #: the seed of ``random_weights=True`` (torchvision's 2D model with randomized BatchNorm statistics)
 RANDOM_SEED = 0
 PREINFLATED = ("hf-hub:", "local-dir:")
+INFLATE_PREFIX = "inflate:"
+
+
+def is_inflated(name: str) -> bool:
+    """Whether ``name`` is a 2D network inflated on the fly (``inflate:timm/NAME``, ``inflate:torchvision/NAME``)."""
+    return name.startswith(INFLATE_PREFIX)
 
 
 def is_preinflated(name: str) -> bool:
@@ -88,14 +94,18 @@ def weights_overlay(name: str, *, file: Optional[str] = None, random_weights: bo
     from ..registry import is_model, list_models, model_class
     from ..weights.verify import seeded_2d_state_dict
 
-    if not is_preinflated(name) and not is_model(name):
+    if not is_preinflated(name) and not is_inflated(name) and not is_model(name):
         raise UsageError(f"unknown model {name!r}; choose from: {', '.join(list_models())} "
-                         "(with an optional .tag), or hf-hub:ORG/NAME, local-dir:PATH")
+                         "(with an optional .tag), or hf-hub:ORG/NAME, local-dir:PATH, inflate:timm/NAME, "
+                         "inflate:torchvision/NAME")
     if is_preinflated(name) and (file or random_weights):
         raise UsageError(f"{name} carries its own weights; file and random_weights (--file, --random-weights) "
                          "apply to registered models only")
     if file and random_weights:
         raise UsageError("file and random_weights exclude each other: give one source of weights")
+    if random_weights and is_inflated(name):  # the 2D network's own initialisation, seeded (load_model)
+        return None, {"kind": "random", "seed": RANDOM_SEED,
+                      "note": "the 2D network's seeded random initialisation, NOT trained weights"}
     if random_weights:
         overlay = dict(state_dict=seeded_2d_state_dict(model_class(name).network_2d, RANDOM_SEED))
         return overlay, {"kind": "random", "seed": RANDOM_SEED,
@@ -108,7 +118,7 @@ def weights_overlay(name: str, *, file: Optional[str] = None, random_weights: bo
 
 
 def load_model(name: str, *, file: Optional[str] = None, random_weights: bool = False, inflation: str = "center",
-               device: str = "cpu") -> LoadedModel:
+               device: str = "cpu", design: Optional[str] = None) -> LoadedModel:
     """Build ``name`` with its weights, in eval mode on ``device``.
 
     Args:
@@ -117,6 +127,7 @@ def load_model(name: str, *, file: Optional[str] = None, random_weights: bool = 
         random_weights: seeded random 2D weights (seed :data:`RANDOM_SEED`), for a smoke run.
         inflation: ``"center"`` or ``"mean"``, for registered models.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        design: the temporal design of an ``inflate:`` name (default ``"i3d"``); other names have their own.
 
     Returns:
         The model and the record of its weights and class names.
@@ -131,8 +142,14 @@ def load_model(name: str, *, file: Optional[str] = None, random_weights: bool = 
     from ..registry import create_model
 
     overlay, weights = weights_overlay(name, file=file, random_weights=random_weights)
+    if design is not None and not is_inflated(name):
+        raise UsageError(f"design (--design) applies to inflate: models; {name} has its own design")
     kwargs = dict(inflation=inflation) if not is_preinflated(name) else {}
-    model = create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    if is_inflated(name):
+        kwargs["design"] = design or "i3d"
+        torch.manual_seed(RANDOM_SEED)  # a random-weights run initialises the 2D network alike every time
+    model = create_model(name, pretrained=not (random_weights and is_inflated(name)), pretrained_cfg_overlay=overlay,
+                         **kwargs)
     if weights is None:
         weights = {"kind": "pretrained", **{k: v for k, v in (getattr(model, "source_2d", None) or {}).items()
                                             if not k.startswith("_")}}

@@ -55,13 +55,30 @@ def _picked(block: nn.Module, convs: str) -> List[nn.Module]:
     return found
 
 
-def _stage_ranks(info: Sequence[Dict]) -> List[Tuple[int, List[str]]]:
+def _stage_module(tap: str, taps: Sequence[str]) -> str:
+    """The stage a feature tap stands for: its shortest enclosing module that holds no other tap (a tap inside a
+    block, as Xception's ``block2.rep.0``, stands for the block; ``stages.0`` for itself, ``stages`` holding all)."""
+    parts = tap.split(".")
+    for end in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:end])
+        if not any(t != tap and (t == prefix or t.startswith(prefix + ".")) for t in taps):
+            return prefix
+    return tap
+
+
+def _stage_ranks(info: Sequence[Dict], net: nn.Module) -> List[Tuple[int, List[str]]]:
     """The feature modules grouped by stage rank (reduction 4 -> 0, 8 -> 1, ...), in order; reductions below 4
-    belong to the stem."""
+    belong to the stem. Entries that name no module of ``net`` are passed over (HRNet's name its branches)."""
     ranks: Dict[int, List[str]] = {}
+    present = {name for name, _ in net.named_modules()}
+    taps = [entry["module"] for entry in info if entry["module"] in present]
     for entry in info:
-        if entry["reduction"] >= 4:
-            ranks.setdefault(int(round(math.log2(entry["reduction"]))) - 2, []).append(entry["module"])
+        if entry["reduction"] >= 4 and entry["module"] in present:
+            stage = _stage_module(entry["module"], taps)
+            ranks.setdefault(int(round(math.log2(entry["reduction"]))) - 2, []).append(stage)
+    if not ranks:
+        raise UninflatableError(f"{type(net).__name__}'s feature_info names none of its modules at a reduction of 4 "
+                                "or more: its stages cannot be found")
     return sorted(ranks.items())
 
 
@@ -77,12 +94,7 @@ def plan_design(net: nn.Module, info: Sequence[Dict], design: Design
     if design.stem_kernel > 1 or design.stem_stride > 1:
         plan[convs[0]] = (design.stem_kernel, design.stem_stride)
     pools = []
-    missing = [entry["module"] for entry in info if entry["module"] not in set(names.values())]
-    if missing:
-        raise UninflatableError(f"{type(net).__name__}'s feature_info names modules it does not have "
-                                f"({', '.join(missing)}):"
-                                " its stages cannot be found")
-    for rank, modules in _stage_ranks(info):
+    for rank, modules in _stage_ranks(info, net):
         rule = design.stage(rank)
         blocks = [b for name in modules for b in _blocks(net.get_submodule(name))]
         for index, block in enumerate(blocks):
@@ -255,7 +267,7 @@ class InflatedNet(nn.Module):
     def stage_modules(self) -> List[List[nn.Module]]:
         """``[stem modules], [stage 1 modules], ...``: the stem is every module with parameters before the first
         stage; a stage, the feature modules of one reduction."""
-        ranks = _stage_ranks(self.adapter.feature_info())
+        ranks = _stage_ranks(self.adapter.feature_info(), self.net)
         first = ranks[0][1][0] if ranks else ""
         stem = []
         for name, module in self.net.named_modules():
@@ -444,8 +456,13 @@ def create_inflated(source: str, pretrained: bool = False, *, design: Union[str,
                     norm_eval=norm_eval)
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
+    if pretrained and model.num_classes == 1000 and not cfg.get("label_names"):
+        import torchvision  # ImageNet-1k's categories, in the order every 1000-class ImageNet head of timm and
+        # torchvision uses
+
+        cfg["label_names"] = list(torchvision.models.ResNet50_Weights.DEFAULT.meta["categories"])
     model.pretrained_cfg = model.default_cfg = dict(cfg, num_classes=model.num_classes)
-    model.source_2d = {"kind": library, "name": getattr(net, "source_weights", None) or f"{library}/{name}",
+    model.source_2d = {"library": library, "name": getattr(net, "source_weights", None) or f"{library}/{name}",
                        "pretrained": bool(pretrained)}
     if features_only:
         return InflatedFeatures(model, (0, 1, 2, 3, 4) if out_indices is None else out_indices)
