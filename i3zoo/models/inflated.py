@@ -142,6 +142,8 @@ class InflatedNet(nn.Module):
         for name, size in self.time_pools:
             net.get_submodule(name).register_forward_hook(TimePool(self.clip, size))
         self._facts(info)
+        self.pretrained_cfg = self.default_cfg = dict(_video_cfg(net, source, self.design, self.inflation),
+                                                      num_classes=self.num_classes)
         if not isinstance(norm_eval, bool):
             raise ValueError(f"norm_eval must be True or False; got {norm_eval!r}")
         self.norm_eval = norm_eval
@@ -251,6 +253,8 @@ class InflatedNet(nn.Module):
             raise ValueError("an inflated network keeps its 2D network's pooling (global_pool cannot change)")
         self.adapter.reset_classifier(num_classes)
         self.num_classes = num_classes
+        if getattr(self, "pretrained_cfg", None) is not None:
+            self.pretrained_cfg["num_classes"] = num_classes
 
     @property
     def head_hidden_size(self) -> int:
@@ -413,7 +417,7 @@ def _torchvision_2d(name: str, pretrained: bool, overlay, cache_dir, **kwargs) -
     return net
 
 
-def _video_cfg(net: nn.Module, library: str, name: str, design: Design, inflation: str) -> Dict[str, Any]:
+def _video_cfg(net: nn.Module, source: str, design: Design, inflation: str) -> Dict[str, Any]:
     """The model's pretrained cfg: the 2D network's preprocessing and classes, with what inflation adds."""
     cfg = dict(getattr(net, "pretrained_cfg", None) or {})
     cfg.setdefault("mean", (0.485, 0.456, 0.406))
@@ -424,7 +428,7 @@ def _video_cfg(net: nn.Module, library: str, name: str, design: Design, inflatio
     # where the 2D weights came from, and the 2D layer names (a saved config could claim others), stay out
     for field in ("url", "file", "hf_hub_id", "hf_hub_filename", "source", "state_dict", "classifier", "first_conv"):
         cfg.pop(field, None)
-    cfg.update(architecture="inflate", tag=None, source_2d=f"{library}/{name}", design=design.name,
+    cfg.update(architecture=INFLATED_ARCH, tag=None, source_2d=source or type(net).__name__, design=design.name,
                inflation=inflation, clip_len=None, frame_interval=None)
     return cfg
 
@@ -451,11 +455,11 @@ def create_inflated(source: str, pretrained: bool = False, *, design: Union[str,
     num_classes = kwargs.pop("num_classes", None)
     build = _timm_2d if library == "timm" else _torchvision_2d
     net = build(name, pretrained, pretrained_cfg_overlay, cache_dir, **kwargs)
-    cfg = _video_cfg(net, library, name, design, inflation)
     model = inflate(net, design, inflation, source=f"{library}/{name}", frozen_stages=frozen_stages,
                     norm_eval=norm_eval)
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
+    cfg = model.pretrained_cfg
     if pretrained and model.num_classes == 1000 and not cfg.get("label_names"):
         import torchvision  # ImageNet-1k's categories, in the order every 1000-class ImageNet head of timm and
         # torchvision uses
