@@ -210,7 +210,11 @@ class VideoWindows(IterableDataset):
             yield from self._read_one(video)
 
     def _read_one(self, video: int) -> Iterator[Dict[str, Any]]:
-        path = self.paths[video]
+        return self.read(video, self.paths[video])
+
+    def read(self, video: int, path: PathLike) -> Iterator[Dict[str, Any]]:
+        """The items of one video, numbered ``video`` in them, in one streaming pass (a caller that hands out
+        videos itself, as ``i3zoo extract`` does after claiming each, reads them with this)."""
         count = 0
         try:
             reader = VideoReader(path, backend=self.backend)
