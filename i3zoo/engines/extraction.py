@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import time
 from collections import deque
@@ -76,22 +77,29 @@ def collect_videos(paths: Sequence[Union[str, PathLike]], list_file: Optional[Un
 
     found: List[Tuple[Path, Path]] = []
     missing: List[Failure] = []
-    entries = [(str(p), None) for p in paths]
+    entries: List[Tuple[str, Optional[str]]] = [(str(p), None) for p in paths]
     if list_file:
         listing = Path(list_file)
         if not listing.is_file():
             raise UsageError(f"--list {list_file}: no such file")
+        folder = str(listing.parent)
         for line in listing.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 path, comma, _label = line.rpartition(",")  # "path,label" (Kinetics style) or a bare path
-                entries.append(((path if comma else line).strip(), listing.parent))
+                entries.append(((path if comma else line).strip(), folder))
     for text, base in entries:
-        path = Path(text) if base is None or Path(text).is_absolute() else base / text
-        if path.is_dir():
+        # one stat an entry and no Path until it is found: a list of 100,000 paths is read in a fraction of a second
+        full = text if base is None or os.path.isabs(text) else os.path.join(base, text)
+        try:
+            mode = os.stat(full).st_mode
+        except (OSError, ValueError):
+            mode = 0
+        if stat.S_ISDIR(mode):
+            path = Path(full)
             found.extend((video, video.relative_to(path)) for video in find_videos(path))
-        elif path.is_file():
-            relative = Path(text)
+        elif stat.S_ISREG(mode):
+            path, relative = Path(full), Path(text)
             keep = not relative.is_absolute() and ".." not in relative.parts
             found.append((path, relative if keep else Path(path.name)))
         else:
