@@ -362,8 +362,8 @@ class Extractor:
         backend: the video decoder (:class:`i3zoo.video.VideoReader`).
         format: ``"safetensors"`` (one file) or ``"npy"`` (features ``.npy`` and a ``.json`` of the rest).
         optimize: run an ``optimize_for_inference`` copy (BatchNorm folded); ``compile``: and ``torch.compile`` it.
-        decode_device: ``"cpu"``, or ``"cuda"`` (TorchCodec on the GPU's decoder, NVDEC; frames stay on the GPU
-            through the transforms).
+        decode_device: ``"cpu"``, or ``"cuda"``: TorchCodec on this process's GPU decoder (NVDEC), in this
+            process (``workers`` does not apply); frames stay on the GPU through the transforms.
         rank, world_size: this process's place among the job's processes (``torchrun`` sets them; the
             command takes them from :func:`i3zoo.distributed.start_processes`). Settings do not depend on them.
 
@@ -385,7 +385,9 @@ class Extractor:
                              f"from {', '.join(FORMATS)}")
         if not 0 <= rank < world_size:
             raise UsageError(f"rank {rank} of world_size {world_size}: need 0 <= rank < world_size")
-        self.decode_device = _check_decode_device(decode_device)
+        self.decode_device = _check_decode_device(decode_device, backend)
+        if self.decode_device == "cuda":  # TorchCodec on this process's GPU, in this process: CUDA is not for
+            backend, workers = "torchcodec", 0  # forked DataLoader workers, and NVDEC decodes beside the model
         self.loaded = load_model(model) if isinstance(model, str) else model
         clip_len = self.loaded.clip_len(clip_len)
         crop_size = self.loaded.crop_size(crop_size)
@@ -470,9 +472,10 @@ class Extractor:
 
         settings = self.settings
         transform = transforms_for(self.loaded.model, crop_size=settings["crop_size"])
+        device = f"cuda:{torch.cuda.current_device()}" if self.decode_device == "cuda" else "cpu"
         return VideoWindows([], clip_len=settings["clip_len"], step=settings["step"],
                             frame_interval=settings["frame_interval"], fps=settings["fps"], transform=transform,
-                            backend=self.backend)
+                            backend=self.backend, device=device)
 
     def extract(self, paths: Sequence[Union[str, PathLike]], out: Union[str, PathLike], *,
                 list_file: Optional[Union[str, PathLike]] = None, progress: bool = True) -> ExtractionSummary:
@@ -481,11 +484,14 @@ class Extractor:
         return self.run(self.plan(inputs, out), progress=progress)
 
 
-def _check_decode_device(decode_device: str) -> str:
+def _check_decode_device(decode_device: str, backend: str) -> str:
     """``decode_device``, if it can decode here; else a one-line ``UsageError`` saying why and what to use."""
     if decode_device not in DECODE_DEVICES:
         raise UsageError(f"decode_device {decode_device!r}: choose from {', '.join(DECODE_DEVICES)}")
     if decode_device == "cuda":
+        if backend not in ("auto", "torchcodec"):
+            raise UsageError(f"--decode-device cuda decodes with TorchCodec; --backend {backend} cannot decode on "
+                             "the GPU (leave --backend at auto, or use --decode-device cpu)")
         from ..video.decoders.torchcodec import torchcodec_status
 
         if not torch.cuda.is_available():
