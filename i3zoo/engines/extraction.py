@@ -461,7 +461,7 @@ class Extractor:
         total = meeting.total(len(plan.todo))
         job = _Job(self, plan, Progress(total, self.loaded.banner, enabled=progress), meeting)
         loader = DataLoader(_ClaimedWindows(self._windows(), job.queue), batch_size=None, num_workers=self.workers,
-                            **_unordered())
+                            **_prefetch(self.batch_size, self.workers), **_unordered())
         job.feed()
         for item in loader:
             job.take(item)
@@ -502,6 +502,13 @@ def _check_decode_device(decode_device: str, backend: str) -> str:
             raise UsageError(f"--decode-device cuda decodes with TorchCodec on the GPU, which cannot run here: "
                              f"{status}; use --decode-device cpu")
     return decode_device
+
+
+def _prefetch(batch_size: int, workers: int) -> Dict[str, Any]:
+    """Two batches of windows decoded ahead, across the workers: while the model runs one batch the workers fill the
+    next (the DataLoader's default, two windows a worker, left the model waiting for most of each batch). Memory
+    stays bounded by the batch size, whatever the videos' length."""
+    return {"prefetch_factor": max(2, -(-2 * batch_size // workers))} if workers else {}
 
 
 def _unordered() -> Dict[str, Any]:
