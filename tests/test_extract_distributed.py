@@ -163,3 +163,23 @@ def test_gpu_decoding_without_a_gpu_is_a_one_line_error(run_cli, videos, tmp_pat
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "--decode-device cuda" in result.stderr and "no CUDA GPU" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_job_restarted_with_another_number_of_processes_completes_exactly_the_rest(videos, reference, tmp_path):
+    """The engine in a user's own launcher (rank and world size given, no process group): rank 0 of 2 ran, then
+    the job was restarted on 3 processes. The rest is computed once, nothing complete is rewritten."""
+    loaded = load_model("i3resnet18", random_weights=True)
+    options = dict(clip_len=2, crop_size=32, batch_size=1, workers=0)
+    out = tmp_path / "out"
+    first = Extractor(loaded, rank=0, world_size=2, **options).extract([videos], out, progress=False)
+    assert first.written == len(split_by_size([(videos / n).stat().st_size for n in NAMES + [BROKEN]], 2)[0])
+    complete = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.iterdir()}
+    again = [Extractor(loaded, rank=rank, world_size=3, **options).extract([videos], out, progress=False)
+             for rank in range(3)]
+    assert sum(s.written for s in again) == len(NAMES) - first.written
+    assert sum(s.skipped for s in again) == first.written
+    assert [f[0] for s in again for f in s.failures] == [str(videos / BROKEN)]  # reported once, by its process
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in complete} == complete
+    assert _outputs(out) == _outputs(reference)
+    for name in NAMES:
+        assert torch.equal(_features(out / f"{name}.safetensors"), _features(reference / f"{name}.safetensors"))
