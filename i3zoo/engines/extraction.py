@@ -25,6 +25,7 @@ is called in :meth:`Extractor.features` only).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
@@ -271,11 +272,14 @@ class _Meeting:
     """How the processes of one job meet: counters and summaries in the process group's store
     (:func:`i3zoo.distributed.group_store`), which need no collective call; alone, it counts for itself."""
 
-    PREFIX = "i3zoo-extract/"
+    #: runs this process has started: every process of a job runs the same sequence of runs, so the n-th run of
+    #: each meets under the same keys, and a later run in the same process group never reads an earlier one's
+    runs = itertools.count()
 
     def __init__(self, rank: int, world_size: int):
         self.rank, self.world_size = rank, world_size
         self.store = group_store() if world_size > 1 else None
+        self.PREFIX = f"i3zoo-extract/{next(self.runs)}/"
         self.done = 0
 
     def total(self, todo: int) -> int:
