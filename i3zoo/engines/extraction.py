@@ -279,23 +279,23 @@ class _Meeting:
     def __init__(self, rank: int, world_size: int):
         self.rank, self.world_size = rank, world_size
         self.store = group_store() if world_size > 1 else None
-        self.PREFIX = f"i3zoo-extract/{next(self.runs)}/"
+        self.prefix = f"i3zoo-extract/{next(self.runs)}/"
         self.done = 0
 
     def total(self, todo: int) -> int:
         """The whole job's videos to do, on rank 0 (it waits for every process's plan); elsewhere ``todo``."""
         if self.store is None:
             return todo
-        self.store.add(self.PREFIX + "todo", todo)
-        self.store.add(self.PREFIX + "planned", 1)
-        while self.rank == 0 and self.store.add(self.PREFIX + "planned", 0) < self.world_size:
+        self.store.add(self.prefix + "todo", todo)
+        self.store.add(self.prefix + "planned", 1)
+        while self.rank == 0 and self.store.add(self.prefix + "planned", 0) < self.world_size:
             time.sleep(0.05)
-        return self.store.add(self.PREFIX + "todo", 0) if self.rank == 0 else todo
+        return self.store.add(self.prefix + "todo", 0) if self.rank == 0 else todo
 
     def finished_one(self) -> int:
         """Count one finished video; the job's count so far."""
         self.done += 1
-        return self.store.add(self.PREFIX + "done", 1) if self.store is not None else self.done
+        return self.store.add(self.prefix + "done", 1) if self.store is not None else self.done
 
     def job_summary(self, mine: ExtractionSummary, progress: Progress, total: int) -> ExtractionSummary:
         """Rank 0: the whole job's summary, once every process has left its own (the progress going on meanwhile);
@@ -303,12 +303,12 @@ class _Meeting:
         if self.store is None:
             return mine
         record = dict(asdict(mine), out=str(mine.out))
-        self.store.set(f"{self.PREFIX}summary/{self.rank}", json.dumps(record))
+        self.store.set(f"{self.prefix}summary/{self.rank}", json.dumps(record))
         if self.rank != 0:
             return mine
-        keys = [f"{self.PREFIX}summary/{rank}" for rank in range(self.world_size)]
+        keys = [f"{self.prefix}summary/{rank}" for rank in range(self.world_size)]
         while not self.store.check(keys):
-            done = self.store.add(self.PREFIX + "done", 0)
+            done = self.store.add(self.prefix + "done", 0)
             if done != progress.count:
                 progress.step(f"{done} of {total} videos finished by all processes", None, done=done)
             time.sleep(0.2)
@@ -446,7 +446,7 @@ class Extractor:
         """The model call: (N, C, T, H, W) clips -> (N, num_features) float32 features on the CPU."""
         device = torch.device(self.loaded.device)
         if device.type == "cuda" and clips.device.type == "cpu":
-            clips = clips.pin_memory()  # the copy to the GPU then overlaps the model's work on the last batch
+            clips = clips.pin_memory()  # page-locked: the copy to the GPU is one DMA, without a staging copy
         with torch.inference_mode():
             return self._model(clips.to(device, non_blocking=True)).float().cpu()
 
