@@ -3,8 +3,13 @@
 Three rates on the same windows of the same generated videos (clips per second, median of ``--repeats``
 passes): **decode only** (``VideoWindows`` through a ``DataLoader``: decoding, sampling and transforms, no
 model); **model only** (the same clips already decoded and transformed in memory, batched through the model);
-**end to end** (both at once, the pipeline of ``i3zoo extract``: workers decode while the model runs).
-End to end over model only is the share of the model's speed the pipeline keeps.
+**end to end** (both at once: :class:`i3zoo.Extractor`, the engine of ``i3zoo extract``, writing its outputs,
+with workers decoding while the model runs). End to end over model only is the share of the model's speed the
+pipeline keeps.
+
+Then ``i3zoo extract`` as a command on one process and on ``--nproc 2`` (``--processes``; each process gets
+``threads / processes`` threads): videos per minute and clips per second over the pipeline's own seconds, as its
+summary reports them (rank 0's, for the whole job; the interpreter's start and the model's loading are left out).
 
 Then the peak RSS of the real ``i3zoo extract`` command (in a fresh process, its DataLoader worker included)
 on a short and on a long video: streaming reads should make them equal.
@@ -30,9 +35,8 @@ from typing import Callable, Dict, List
 import torch
 from torch.utils.data import DataLoader
 
-import i3zoo
+from i3zoo.engines import Extractor, load_model
 from i3zoo.video import VideoWindows, transforms_for
-from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_arch_of
 
 from .run import describe_machine, processor_name
 
@@ -79,6 +83,29 @@ def peak_rss_mb(command: List[str]) -> float:
     return int(output.strip().splitlines()[-1]) / 1024
 
 
+SUMMARY = re.compile(r"summary: (\d+) written, .* (\d+) windows in ([\d.]+) s")
+
+
+def command_rates(command: List[str], processes: int, threads: int) -> Dict[str, float]:
+    """Videos per minute and clips per second of ``i3zoo extract`` on ``processes`` processes (``--nproc``), read
+    from the summary it prints."""
+    import os
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(threads // processes, 1)))
+    nproc = ["--nproc", str(processes)] if processes > 1 else []
+    printed = subprocess.run(command + nproc, capture_output=True, text=True, env=env).stdout
+    return summary_rates(printed)
+
+
+def summary_rates(printed: str) -> Dict[str, float]:
+    """The rates in ``i3zoo extract``'s summary line."""
+    found = SUMMARY.search(printed)
+    if found is None:
+        raise RuntimeError(f"no summary in the output of i3zoo extract:\n{printed[-2000:]}")
+    videos, windows, seconds = int(found[1]), int(found[2]), float(found[3])
+    return dict(videos_per_min=60 * videos / seconds, clips_per_s=windows / seconds)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="i3resnet50")
@@ -90,18 +117,23 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--long-seconds", type=float, default=600.0, help="the long video of the memory check")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--processes", help="process counts of the `i3zoo extract` rows, e.g. 1,2 (default 1,2; "
+                                            "none with --tiny)")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--out", help="results folder (default: benchmarks/extract_results/cpu-<processor>)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.clip_len, args.crop_size, args.videos, args.seconds, args.long_seconds, args.repeats = 2, 32, 1, 1, 3, 1
+    counts = [int(n) for n in (args.processes if args.processes is not None else "" if args.tiny else "1,2").split(",")
+              if n]
     machine = re.sub(r'[^a-z0-9]+', '-', processor_name().lower()).strip('-')
     out = Path(args.out) if args.out else RESULTS / f"cpu-{machine}"
     torch.manual_seed(0)
-    state_dict = seeded_2d_state_dict(torchvision_arch_of(args.model))  # speed does not depend on the weights
-    model = i3zoo.create_model(args.model, pretrained=True, pretrained_cfg_overlay=dict(state_dict=state_dict)).eval()
-    model.reset_classifier(0)
+    loaded = load_model(args.model, random_weights=True)  # speed does not depend on the weights
+    model = loaded.model
     transform = transforms_for(model, crop_size=args.crop_size)
+    extractor = Extractor(loaded, clip_len=args.clip_len, crop_size=args.crop_size, batch_size=args.batch_size,
+                          workers=args.workers, backend="pyav")
     with tempfile.TemporaryDirectory(prefix="i3zoo-extract-bench-") as folder:
         folder = Path(folder)
         videos = [write_video(folder / f"v{i}.mp4", args.seconds, 240, 320) for i in range(args.videos)]
@@ -119,21 +151,12 @@ def main(argv=None) -> int:
         def model_only() -> int:
             with torch.inference_mode():
                 for batch in batches:
-                    model(batch)
+                    model.forward_head(model.forward_features(batch), pre_logits=True)  # the features extracted
             return len(clips)
 
         def end_to_end() -> int:
-            pending, count = [], 0
-            with torch.inference_mode():
-                for item in loader():
-                    if item["kind"] == "window":
-                        pending.append(item["clip"])
-                        if len(pending) == args.batch_size:
-                            model(torch.stack(pending))
-                            count, pending = count + len(pending), []
-                if pending:
-                    model(torch.stack(pending))
-            return count + len(pending)
+            features = Path(tempfile.mkdtemp(prefix="features-", dir=folder))  # a fresh folder: nothing to skip
+            return extractor.extract(videos, features, progress=False).windows
 
         for _ in range(2):  # warm-up: first-call allocations and oneDNN kernel choice take a call or two
             model_only()
@@ -147,11 +170,18 @@ def main(argv=None) -> int:
                 sys.executable, "-m", "i3zoo", "extract", str(video), "--model", args.model, "--random-weights",
                 "--clip-len", "8", "--step", "64", "--crop-size", "32", "--workers", str(args.workers),
                 "--out", str(folder / f"features-{label}")]))
+        processes = {str(n): command_rates([
+            sys.executable, "-m", "i3zoo", "extract", *map(str, videos), "--model", args.model, "--random-weights",
+            "--clip-len", str(args.clip_len), "--crop-size", str(args.crop_size), "--batch-size", str(args.batch_size),
+            "--workers", str(args.workers), "--backend", "pyav", "--out", str(folder / f"features-{n}-processes")],
+            n, torch.get_num_threads()) for n in counts}
     result = dict(machine=describe_machine(torch.device("cpu")), cpu_threads=torch.get_num_threads(),
                   torch=torch.__version__, date=datetime.date.today().isoformat(), model=args.model,
                   clip=[args.clip_len, args.crop_size, args.crop_size], batch_size=args.batch_size,
                   workers=args.workers, videos=args.videos, seconds=args.seconds, windows=len(clips),
                   repeats=args.repeats, clips_per_s=rates, rss=rss)
+    if processes:
+        result["processes"] = processes
     out.mkdir(parents=True, exist_ok=True)
     (out / "extract.json").write_text(json.dumps(result, indent=1) + "\n")
     markdown = render_markdown(result)
@@ -176,6 +206,10 @@ def render_markdown(result: Dict) -> str:
               f"| {short['seconds']:g} s | {short['peak_rss_mb']:.0f} |",
               f"| {long['seconds']:g} s | {long['peak_rss_mb']:.0f} |",
               f"| ratio long / short | {long['peak_rss_mb'] / short['peak_rss_mb']:.2f} |"]
+    if result.get("processes"):
+        lines += ["", "| `i3zoo extract` (the same videos and clips) | videos / min | clips / s |", "|---|---:|---:|"]
+        lines += [f"| {n} process{'es' if int(n) > 1 else ''} | {rates['videos_per_min']:.1f} | "
+                  f"{rates['clips_per_s']:.2f} |" for n, rates in result["processes"].items()]
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """`i3zoo extract` on PyAV-written videos: outputs mirror the inputs, equal the model on frames decoded by hand,
-survive kill -9, resume, and report bad videos. The smallest model with 2-frame clips and 32-pixel crops."""
+survive kill -9 (the rerun takes the dead process's claims over and rewrites no complete output), resume, and
+report bad videos. The smallest model with 2-frame clips and 32-pixel crops."""
 
 from __future__ import annotations
 
@@ -156,6 +157,9 @@ def test_kill_9_leaves_no_partial_output_and_the_rerun_finishes(tmp_path):
     process.wait()
     finished = sorted(out.rglob("*.safetensors"))
     assert 1 <= len(finished) < 4, "the run was not interrupted mid-way"
+    # the killed process held claims on the videos it had started (its lock died with it; the file stays)
+    assert list(out.glob(".*.safetensors.claim"))
+    complete = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in finished}
     for path in finished:  # an output under its final name is whole
         tensors, _, _ = _read(path)
         assert tensors["features"].shape == (4, 2048)
@@ -166,6 +170,8 @@ def test_kill_9_leaves_no_partial_output_and_the_rerun_finishes(tmp_path):
     rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert not list(out.glob(".*.tmp-*"))
+    assert not list(out.glob(".*.claim"))  # its successor took the dead process's claims over
     assert f"{4 - len(finished)} written, {len(finished)} skipped (complete), 0 failed" in rerun.stdout
+    assert {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in finished} == complete  # never rewritten
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         f"v{i}.mp4.safetensors" for i in range(4)]

@@ -43,3 +43,17 @@ def test_readme_words_on_the_benchmark_match_its_figures():
     assert rss["long"]["seconds"] >= 60 * rss["short"]["seconds"]
     grew = rss["long"]["peak_rss_mb"] > 1.1 * rss["short"]["peak_rss_mb"]
     assert ("Peak memory did not grow with the video's length" in readme) == (not grew)
+
+
+def test_process_rows_come_from_the_command_summary_and_render():
+    from benchmarks.extract import summary_rates
+
+    line = ("[random weights] summary: 4 written, 0 skipped (complete), 0 failed; 30 windows in 12.5 s (2.4 clips/s) "
+            "by 2 processes -> out")
+    rates = summary_rates(line)
+    assert rates == {"videos_per_min": 60 * 4 / 12.5, "clips_per_s": 30 / 12.5}
+    data = json.loads((RESULTS / "cpu-amd-epyc" / "extract.json").read_text())
+    plain = render_markdown(data)
+    rows = render_markdown(dict(data, processes={"1": rates, "2": rates})).splitlines()
+    assert rows[:len(plain.splitlines())] == plain.splitlines()
+    assert rows[-2:] == ["| 1 process | 19.2 | 2.40 |", "| 2 processes | 19.2 | 2.40 |"]

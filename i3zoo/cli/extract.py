@@ -1,44 +1,75 @@
-"""``i3zoo extract``: features of sliding windows, one output file per video, resumable and atomic.
+"""``i3zoo extract``: features of sliding windows, one output file per video, resumable and atomic, on one process
+or many (``torchrun ... -m i3zoo extract``, or ``--nproc N`` on this machine).
 
-The command parses and prints; the engine is :class:`i3zoo.engines.Extractor` (videos decoded in
+The command parses and prints; the engine is :class:`i3zoo.engines.Extractor` (videos claimed, decoded in
 ``DataLoader`` workers while the model runs, windows batched across videos, outputs written atomically, complete
-ones skipped, failures named and the others going on). The model and weight options are shared with
-``i3zoo predict`` (:mod:`i3zoo.cli.model_options`).
+ones skipped, failures named and the others going on). Under torchrun each process takes its share and its local
+GPU (``--device cuda``); rank 0 prints the job's progress and summary, and its exit status is the job's. The model
+and weight options are shared with ``i3zoo predict`` (:mod:`i3zoo.cli.model_options`), ``--nproc`` with
+``i3zoo train`` (:mod:`i3zoo.cli.launch`).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from .launch import add_nproc_argument, run_under_torchrun
 from .model_options import add_model_arguments, engine_options, load_model_from_args
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from ..engines import Extractor, describe_weights
+    if args.nproc is not None:
+        return run_under_torchrun(args)
+    from ..distributed import start_processes
+    from ..engines import Extractor
     from ..engines.extraction import find_inputs
 
     inputs = find_inputs(args.paths, args.out, list_file=args.list, format=args.format)
-    loaded = load_model_from_args(args)  # stops at once when no weights can be had
-    extractor = Extractor(loaded, **engine_options(args, Extractor))
-    plan = extractor.plan(inputs, args.out)
-    banner, settings = loaded.banner, extractor.settings
+    processes = start_processes(args.device)  # one process, or torchrun's: its rank and its local GPU
+    try:
+        args.device = str(processes.device)
+        loaded = load_model_from_args(args)  # stops at once when no weights can be had
+        extractor = Extractor(loaded, **engine_options(args, Extractor), rank=processes.rank,
+                              world_size=processes.world_size)
+        plan = extractor.plan(inputs, args.out)
+        if processes.is_main:
+            _print_start(extractor, plan, processes.world_size)
+        summary = extractor.run(plan, progress=processes.is_main)
+        if not processes.is_main:
+            return 0  # rank 0 reports this process's failures and exits with the job's status
+        _print_summary(loaded.banner, summary)
+        return 0 if summary.ok else 1
+    finally:
+        processes.close()
+
+
+def _print_start(extractor, plan, world_size: int) -> None:
+    from ..engines import describe_weights
+
+    loaded, settings = extractor.loaded, extractor.settings
     fps = f", at {settings['fps']:g} fps" if settings["fps"] else ""
-    print(f"{banner}i3zoo extract: {len(plan.todo)} videos to do, {plan.skipped} already complete, model "
-          f"{loaded.name} ({describe_weights(loaded.weights)}), clips of {settings['clip_len']} frames every "
+    share = f" (rank 0's share of {world_size} processes)" if world_size > 1 else ""
+    print(f"{loaded.banner}i3zoo extract: {len(plan.todo)} videos to do, {plan.skipped} already complete{share}, "
+          f"model {loaded.name} ({describe_weights(loaded.weights)}), clips of {settings['clip_len']} frames every "
           f"{settings['step']} (interval {settings['frame_interval']}{fps}), {settings['dtype']} on {loaded.device}",
           flush=True)
-    summary = extractor.run(plan)
+
+
+def _print_summary(banner: str, summary) -> None:
+    processes = f" by {summary.processes} processes" if summary.processes > 1 else ""
+    rate = summary.windows / summary.seconds if summary.seconds > 0 else 0.0
     print(f"{banner}summary: {summary.written} written, {summary.skipped} skipped (complete), "
-          f"{len(summary.failures)} failed; {summary.windows} windows in {summary.seconds:.1f} s -> {summary.out}")
+          f"{len(summary.failures)} failed; {summary.windows} windows in {summary.seconds:.1f} s ({rate:.1f} clips/s)"
+          f"{processes} -> {summary.out}")
     for path, reason in summary.failures:
         print(f"{banner}FAILED {path}: {reason}")
-    return 0 if summary.ok else 1
 
 
 def add_parser(sub) -> None:
-    from ..engines.extraction import DTYPES, FORMATS
+    from ..engines.extraction import DECODE_DEVICES, DTYPES, FORMATS
 
-    p = sub.add_parser("extract", help="features of sliding windows over videos, one file per video (resumable)")
+    p = sub.add_parser("extract", help="features of sliding windows over videos, one file per video (resumable; "
+                                       "torchrun or --nproc for many processes)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="video files, or folders searched recursively")
     p.add_argument("--list", metavar="FILE", help="a file of video paths, one a line (a ',label' after it is ignored)")
     add_model_arguments(p)
@@ -49,7 +80,10 @@ def add_parser(sub) -> None:
                    help="safetensors (one file) or npy (features .npy + a .json of times and settings)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per model call, across videos (default 8)")
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers decoding videos (default 1)")
+    p.add_argument("--decode-device", default="cpu", choices=DECODE_DEVICES,
+                   help="cuda: decode with TorchCodec on the GPU (NVDEC); frames stay on the GPU")
     p.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
     p.add_argument("--optimize", action="store_true", help="run an optimize_for_inference copy (BatchNorm folded)")
     p.add_argument("--compile", action="store_true", help="... and torch.compile it")
+    add_nproc_argument(p)
     p.set_defaults(func=_cmd_extract)

@@ -12,30 +12,17 @@ The model and clip fields take the flags ``extract`` and ``predict`` share
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import typing
 from dataclasses import MISSING, fields
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, Optional, Set
 
 from ..errors import UsageError
+from .launch import add_nproc_argument, run_under_torchrun
 from .model_options import add_model_arguments
 
 #: TrainConfig fields without a flag of their own, and why
 NOT_FLAGS = {"model_kwargs": "Python only (architecture arguments a saved config cannot rebuild)",
              "pretrained_cfg_overlay": "set by --file / --random-weights"}
-
-
-def _without_nproc(argv: List[str]) -> List[str]:
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            kept.append(arg)
-    return kept
 
 
 def _shared_flags() -> Set[str]:
@@ -95,11 +82,7 @@ def config_from_args(args: argparse.Namespace):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.nproc is not None:
-        if args.nproc < 1:
-            raise UsageError("--nproc must be >= 1")
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
-                   "-m", "i3zoo", *_without_nproc(args.argv)]
-        return subprocess.call(command)
+        return run_under_torchrun(args)
 
     from ..train import fit
 
@@ -111,5 +94,5 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="fine-tune on videos (one process, or many with torchrun / --nproc)")
     add_config_arguments(p)
     p.set_defaults(device="auto")  # extract's default is cpu; training takes the GPU when there is one
-    p.add_argument("--nproc", type=int, help="run N processes on this machine through torchrun")
+    add_nproc_argument(p)
     p.set_defaults(func=_cmd_train)

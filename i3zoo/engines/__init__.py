@@ -8,8 +8,8 @@ export and fine-tuning), ``extraction``: features of sliding windows, one resuma
 line per video otherwise), printing is the caller's.
 
 May import: torch, torchvision (ImageNet's class names), numpy, safetensors, tqdm, and of i3zoo ``registry``,
-``files``, ``errors``, ``inference``, ``video`` and ``weights``; never ``models`` directly (models come through
-the registry), ``train`` or ``cli``.
+``files``, ``errors``, ``distributed``, ``inference``, ``video`` and ``weights``; never ``models`` directly
+(models come through the registry), ``train`` or ``cli``.
 """
 
 from .extraction import ExtractionSummary, Extractor, extract

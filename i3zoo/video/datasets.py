@@ -189,11 +189,14 @@ class VideoWindows(IterableDataset):
         clip_len, frame_interval, step, fps: as :func:`sliding_windows`.
         transform: applied to each window's uint8 (T, C, H, W) frames.
         backend: the decoding backend.
+        device: where frames are decoded (``"cuda"``: a decoder that can, e.g. TorchCodec on NVDEC; no workers).
     """
 
     def __init__(self, paths: Sequence[PathLike], clip_len: int, step: Optional[int] = None, frame_interval: int = 1,
-                 *, fps: Optional[float] = None, transform: Transform = None, backend: str = "auto"):
+                 *, fps: Optional[float] = None, transform: Transform = None, backend: str = "auto",
+                 device: str = "cpu"):
         self.paths = [Path(p) for p in paths]
+        self.device = device
         self.clip_len, self.step, self.frame_interval, self.fps = clip_len, step, frame_interval, fps
         self.transform, self.backend = transform, backend
         # arguments are checked now, not in a worker
@@ -210,10 +213,14 @@ class VideoWindows(IterableDataset):
             yield from self._read_one(video)
 
     def _read_one(self, video: int) -> Iterator[Dict[str, Any]]:
-        path = self.paths[video]
+        return self.read(video, self.paths[video])
+
+    def read(self, video: int, path: PathLike) -> Iterator[Dict[str, Any]]:
+        """The items of one video, numbered ``video`` in them, in one streaming pass (a caller that hands out
+        videos itself, as ``i3zoo extract`` does after claiming each, reads them with this)."""
         count = 0
         try:
-            reader = VideoReader(path, backend=self.backend)
+            reader = VideoReader(path, backend=self.backend, device=self.device)
             windows = self.windows_of(reader)
             for k, frames in reader.iter_clips(windows.tolist()):
                 clip = self.transform(frames) if self.transform else frames

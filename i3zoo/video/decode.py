@@ -36,21 +36,26 @@ class VideoReader:
         path: the video file.
         backend: ``"auto"`` (the most preferred decoder that can run here) or a registered decoder's name
             (:func:`i3zoo.video.backend_choices`: ``"pyav"``, ``"torchcodec"``, and any registered later).
+        device: where frames are decoded and returned: ``"cpu"``, or ``"cuda[:N]"`` with a decoder whose
+            ``devices`` have it (TorchCodec on the GPU's NVDEC).
 
     Raises:
         VideoError: the file cannot be opened, has no video stream, or no frame with a timestamp.
     """
 
-    def __init__(self, path: PathLike, backend: str = "auto"):
+    def __init__(self, path: PathLike, backend: str = "auto", device: str = "cpu"):
         self.path = Path(path)
         decoder = decoder_class(backend)
         self.backend = decoder.name
+        if torch.device(device).type not in decoder.devices:
+            raise ValueError(f"the {decoder.name} decoder decodes on {', '.join(decoder.devices)}, not on {device}")
         if not self.path.is_file():
             raise VideoError(path, "no such file")
         self._index = _scan_pyav(self.path)
         if not self._index.pts:
             raise VideoError(path, "no decodable video frame (the video stream holds no timestamped packet)")
         self._decoder = decoder(self.path, self._index)
+        self._decoder.device = device
 
     @property
     def num_frames(self) -> int:

@@ -49,6 +49,7 @@ class Decoder(abc.ABC):
         name: what ``backend=`` (and ``--backend``) calls it.
         preference: ``backend="auto"`` takes the usable decoder with the highest preference.
         batch_frames: frames per :meth:`get_frames` call in the default :meth:`iter_frames`.
+        devices: the device types it can decode on (frames come back on ``self.device``, which the reader sets).
 
     A decoder travels to ``DataLoader`` workers with its reader, so it must pickle: make native handles lazily
     and leave them out of ``__getstate__``.
@@ -61,6 +62,8 @@ class Decoder(abc.ABC):
     name: ClassVar[str]
     preference: ClassVar[int] = 0
     batch_frames: ClassVar[int] = 16
+    devices: ClassVar[Tuple[str, ...]] = ("cpu",)
+    device: str = "cpu"
 
     def __init__(self, path: Path, index: StreamIndex):
         self.path = path

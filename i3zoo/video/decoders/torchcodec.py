@@ -60,6 +60,7 @@ class TorchCodecDecoder(Decoder):
 
     name = "torchcodec"
     preference = 20
+    devices = ("cpu", "cuda")  # cuda: the GPU's hardware decoder (NVDEC), where TorchCodec was built with it
 
     @classmethod
     def unavailable(cls) -> Optional[str]:
@@ -71,7 +72,8 @@ class TorchCodecDecoder(Decoder):
         try:
             decoder = getattr(self, "_decoder", None)
             if decoder is None:
-                decoder = self._decoder = VideoDecoder(str(self.path), seek_mode="exact", dimension_order="NCHW")
+                decoder = self._decoder = VideoDecoder(str(self.path), seek_mode="exact", dimension_order="NCHW",
+                                                       device=self.device)
             batch = decoder.get_frames_at(indices=wanted)
         except (RuntimeError, ValueError) as e:
             raise VideoError(self.path, f"decoding failed (torchcodec): {e}") from None
