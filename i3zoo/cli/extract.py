@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import argparse
 
-from .model_options import add_model_arguments, engine_options, load_model_from_args
+from .model_options import (
+    add_inference_arguments,
+    add_model_arguments,
+    build_engine,
+    extraction_clips,
+    load_model_from_args,
+)
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -19,7 +25,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     inputs = find_inputs(args.paths, args.out, list_file=args.list, format=args.format)
     loaded = load_model_from_args(args)  # stops at once when no weights can be had
-    extractor = Extractor(loaded, **engine_options(args, Extractor))
+    extractor = build_engine(Extractor, args, loaded, extraction_clips(args, loaded, inputs.videos))
     plan = extractor.plan(inputs, args.out)
     banner, settings = loaded.banner, extractor.settings
     fps = f", at {settings['fps']:g} fps" if settings["fps"] else ""
@@ -36,7 +42,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..engines.extraction import DTYPES, FORMATS
+    from ..engines.extraction import FORMATS
 
     p = sub.add_parser("extract", help="features of sliding windows over videos, one file per video (resumable)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="video files, or folders searched recursively")
@@ -49,7 +55,6 @@ def add_parser(sub) -> None:
                    help="safetensors (one file) or npy (features .npy + a .json of times and settings)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per model call, across videos (default 8)")
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers decoding videos (default 1)")
-    p.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
+    add_inference_arguments(p)
     p.add_argument("--optimize", action="store_true", help="run an optimize_for_inference copy (BatchNorm folded)")
-    p.add_argument("--compile", action="store_true", help="... and torch.compile it")
     p.set_defaults(func=_cmd_extract)

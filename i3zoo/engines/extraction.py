@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..files import write_atomically
+from ..inference import InferenceModel
 from .loading import LoadedModel, load_model
 
 __all__ = ["Extractor", "extract", "ExtractionSummary", "Inputs", "Plan", "find_inputs", "output_paths", "FORMATS",
@@ -274,6 +275,8 @@ class Extractor:
             step=step or clip_len * frame_interval, frame_interval=frame_interval, fps=fps, crop_size=crop_size,
             dtype=dtype)
         self._model = _feature_model(self.loaded.model, dtype, optimize, compile)
+        #: the path that ran (:meth:`i3zoo.inference.InferencePath.record`), in every output beside the settings
+        self.inference = dict(precision=dtype, optimized=isinstance(self._model, InferenceModel), compiled=compile)
 
     def plan(self, inputs: Inputs, out: Union[str, PathLike]) -> Plan:
         """The videos still to do: every input whose output is not complete. A complete output made with these
@@ -370,7 +373,7 @@ class _Job:
 
         self.extractor, self.plan, self.progress = extractor, plan, progress
         self.pending = {i: _Pending(path=v, outputs=o) for i, (v, o) in enumerate(plan.todo)}
-        self.record_base = dict(settings=extractor.settings, i3zoo_version=__version__)
+        self.record_base = dict(settings=extractor.settings, i3zoo_version=__version__, inference=extractor.inference)
         self.failures: List[Failure] = list(plan.failures)
         self.batch: List[Dict[str, Any]] = []
         self.written = self.windows = 0
