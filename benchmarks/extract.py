@@ -4,7 +4,10 @@ Three rates on the same windows of the same generated videos (clips per second, 
 passes): **decode only** (``VideoWindows`` through a ``DataLoader``: decoding, sampling and transforms, no
 model); **model only** (the same clips already decoded and transformed in memory, batched through the model);
 **end to end** (both at once, the pipeline of ``i3zoo extract``: workers decode while the model runs).
-End to end over model only is the share of the model's speed the pipeline keeps.
+End to end over model only is the share of the model's speed the pipeline keeps. ``--optimized`` adds the
+model-only and end-to-end rates of the path a long ``i3zoo extract`` job takes (the optimized copy compiled
+with freezing, bfloat16 where the hardware has fast kernels), each against its own model-only rate: with a
+faster model, decoding becomes the bottleneck sooner.
 
 Then the peak RSS of the real ``i3zoo extract`` command (in a fresh process, its DataLoader worker included)
 on a short and on a long video: streaming reads should make them equal.
@@ -79,6 +82,17 @@ def peak_rss_mb(command: List[str]) -> float:
     return int(output.strip().splitlines()[-1]) / 1024
 
 
+OPTIMIZED = ", optimized path"
+
+
+def optimized_path(model: torch.nn.Module) -> torch.nn.Module:
+    """The model as a long ``i3zoo extract`` job runs it (:func:`i3zoo.inference.choose_inference_path`)."""
+    from i3zoo.inference import native_bfloat16
+
+    dtype = torch.bfloat16 if native_bfloat16(torch.device("cpu")) else torch.float32
+    return i3zoo.optimize_for_inference(model, dtype=dtype, compile=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="i3resnet50")
@@ -90,6 +104,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--long-seconds", type=float, default=600.0, help="the long video of the memory check")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--optimized", action="store_true",
+                        help="also time the path a long `i3zoo extract` job takes: the optimized copy, compiled with "
+                             "freezing, in bfloat16 where the hardware has fast bfloat16 kernels")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--out", help="results folder (default: benchmarks/extract_results/cpu-<processor>)")
     args = parser.parse_args(argv)
@@ -116,30 +133,31 @@ def main(argv=None) -> int:
         clips = [item["clip"] for item in loader() if item["kind"] == "window"]
         batches = [torch.stack(clips[i:i + args.batch_size]) for i in range(0, len(clips), args.batch_size)]
 
-        def model_only() -> int:
+        def model_only(net) -> int:
             with torch.inference_mode():
                 for batch in batches:
-                    model(batch)
+                    net(batch)
             return len(clips)
 
-        def end_to_end() -> int:
+        def end_to_end(net) -> int:
             pending, count = [], 0
             with torch.inference_mode():
                 for item in loader():
                     if item["kind"] == "window":
                         pending.append(item["clip"])
                         if len(pending) == args.batch_size:
-                            model(torch.stack(pending))
+                            net(torch.stack(pending))
                             count, pending = count + len(pending), []
                 if pending:
-                    model(torch.stack(pending))
+                    net(torch.stack(pending))
             return count + len(pending)
 
-        for _ in range(2):  # warm-up: first-call allocations and oneDNN kernel choice take a call or two
-            model_only()
-        rates = {"decode only": median_rate(decode_only, args.repeats),
-                 "model only": median_rate(model_only, args.repeats),
-                 "end to end": median_rate(end_to_end, args.repeats)}
+        rates = {"decode only": median_rate(decode_only, args.repeats)}
+        for suffix, net in [("", model)] + ([(OPTIMIZED, optimized_path(model))] if args.optimized else []):
+            for _ in range(2):  # warm-up: first-call allocations, oneDNN kernel choice, the compile
+                model_only(net)
+            rates["model only" + suffix] = median_rate(lambda net=net: model_only(net), args.repeats)
+            rates["end to end" + suffix] = median_rate(lambda net=net: end_to_end(net), args.repeats)
         rss = {}
         for label, seconds in (("short", args.seconds), ("long", args.long_seconds)):
             video = write_video(folder / f"{label}.mp4", seconds, 240, 320)
@@ -163,13 +181,16 @@ def main(argv=None) -> int:
 def render_markdown(result: Dict) -> str:
     t, h, w = result["clip"]
     rates = result["clips_per_s"]
-    model_only = rates["model only"]
+
+    def model_only(name: str) -> float:  # each path's rates against its own model-only rate
+        return rates["model only" + OPTIMIZED] if name.endswith(OPTIMIZED) else rates["model only"]
+
     lines = [f"Machine: {result['machine']}, {result['cpu_threads']} threads; torch {result['torch']}; "
              f"{result['date']}. {result['model']}, clips {t}x{h}x{w}, batch {result['batch_size']}, "
              f"{result['workers']} DataLoader worker(s); {result['videos']} video(s) of {result['seconds']:g} s "
              f"at 320x240, 25 fps ({result['windows']} windows); median of {result['repeats']} passes.", "",
              "| pipeline | clips / s | vs model only |", "|---|---:|---:|"]
-    lines += [f"| {name} | {rate:.2f} | {rate / model_only:.2f} |" for name, rate in rates.items()]
+    lines += [f"| {name} | {rate:.2f} | {rate / model_only(name):.2f} |" for name, rate in rates.items()]
     short, long = result["rss"]["short"], result["rss"]["long"]
     lines += ["", "| `i3zoo extract` on one video (8-frame clips every 64 frames, 32x32) | peak RSS (MB) |",
               "|---|---:|",

@@ -43,3 +43,15 @@ def test_readme_words_on_the_benchmark_match_its_figures():
     assert rss["long"]["seconds"] >= 60 * rss["short"]["seconds"]
     grew = rss["long"]["peak_rss_mb"] > 1.1 * rss["short"]["peak_rss_mb"]
     assert ("Peak memory did not grow with the video's length" in readme) == (not grew)
+
+
+def test_the_optimized_path_is_measured_against_its_own_model_only_rate():
+    """``--optimized`` rows (the path of a long extract job, compiled: not run here) are rendered against the
+    optimized model's rate, the plain rows against the plain model's."""
+    data = json.loads((RESULTS / "cpu-amd-epyc" / "extract.json").read_text())
+    data["clips_per_s"].update({"model only, optimized path": 8.0, "end to end, optimized path": 2.0})
+    markdown = render_markdown(data)
+    kept = data["clips_per_s"]["end to end"] / data["clips_per_s"]["model only"]
+    assert f"| end to end | {data['clips_per_s']['end to end']:.2f} | {kept:.2f} |" in markdown
+    assert "| model only, optimized path | 8.00 | 1.00 |" in markdown
+    assert "| end to end, optimized path | 2.00 | 0.25 |" in markdown
