@@ -61,7 +61,7 @@ def engine_options(args: argparse.Namespace, engine: type) -> Dict[str, Any]:
     """The keyword arguments of ``engine`` (an :class:`i3zoo.engines.Extractor`, ``Predictor``) that the command's
     flags set: a flag and its engine option share their name (``--clip-len`` -> ``clip_len``)."""
     names = [name for name, p in inspect.signature(engine).parameters.items() if p.kind is p.KEYWORD_ONLY]
-    # the path's options come from inference_options
+    # the path's options (dtype, optimize, compile) come from build_engine
     return {name: getattr(args, name) for name in names if hasattr(args, name) and name not in INFERENCE_OPTIONS}
 
 
