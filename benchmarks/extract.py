@@ -10,6 +10,9 @@ pipeline keeps.
 Then ``i3zoo extract`` as a command on one process and on ``--nproc 2`` (``--processes``; each process gets
 ``threads / processes`` threads): videos per minute and clips per second over the pipeline's own seconds, as its
 summary reports them (rank 0's, for the whole job; the interpreter's start and the model's loading are left out).
+``--optimized`` adds the model-only and end-to-end rates of the path a long ``i3zoo extract`` job takes (the
+optimized copy compiled with freezing, bfloat16 where the hardware has fast kernels), each against its own
+model-only rate: with a faster model, decoding becomes the bottleneck sooner.
 
 Then the peak RSS of the real ``i3zoo extract`` command (in a fresh process, its DataLoader worker included)
 on a short and on a long video: streaming reads should make them equal.
@@ -106,6 +109,17 @@ def summary_rates(printed: str) -> Dict[str, float]:
     return dict(videos_per_min=60 * videos / seconds, clips_per_s=windows / seconds)
 
 
+OPTIMIZED = ", optimized path"
+
+
+def optimized_extractor(loaded, **options) -> Extractor:
+    """The engine as a long ``i3zoo extract`` job runs it (:func:`i3zoo.inference.choose_inference_path`)."""
+    from i3zoo.inference import native_bfloat16
+
+    dtype = "bfloat16" if native_bfloat16(torch.device("cpu")) else "float32"
+    return Extractor(loaded, **options, dtype=dtype, optimize=True, compile=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="i3resnet50")
@@ -119,6 +133,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--processes", help="process counts of the `i3zoo extract` rows, e.g. 1,2 (default 1,2; "
                                             "none with --tiny)")
+    parser.add_argument("--optimized", action="store_true",
+                        help="also time the path a long `i3zoo extract` job takes: the optimized copy, compiled with "
+                             "freezing, in bfloat16 where the hardware has fast bfloat16 kernels")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--out", help="results folder (default: benchmarks/extract_results/cpu-<processor>)")
     args = parser.parse_args(argv)
@@ -132,8 +149,9 @@ def main(argv=None) -> int:
     loaded = load_model(args.model, random_weights=True)  # speed does not depend on the weights
     model = loaded.model
     transform = transforms_for(model, crop_size=args.crop_size)
-    extractor = Extractor(loaded, clip_len=args.clip_len, crop_size=args.crop_size, batch_size=args.batch_size,
-                          workers=args.workers, backend="pyav")
+    options = dict(clip_len=args.clip_len, crop_size=args.crop_size, batch_size=args.batch_size, workers=args.workers,
+                   backend="pyav")
+    extractor = Extractor(loaded, **options)
     with tempfile.TemporaryDirectory(prefix="i3zoo-extract-bench-") as folder:
         folder = Path(folder)
         videos = [write_video(folder / f"v{i}.mp4", args.seconds, 240, 320) for i in range(args.videos)]
@@ -148,21 +166,23 @@ def main(argv=None) -> int:
         clips = [item["clip"] for item in loader() if item["kind"] == "window"]
         batches = [torch.stack(clips[i:i + args.batch_size]) for i in range(0, len(clips), args.batch_size)]
 
-        def model_only() -> int:
+        def model_only(net) -> int:
             with torch.inference_mode():
                 for batch in batches:
-                    model.forward_head(model.forward_features(batch), pre_logits=True)  # the features extracted
+                    net.features(batch)  # the features extracted, by the engine's own model
             return len(clips)
 
-        def end_to_end() -> int:
+        def end_to_end(net) -> int:
             features = Path(tempfile.mkdtemp(prefix="features-", dir=folder))  # a fresh folder: nothing to skip
-            return extractor.extract(videos, features, progress=False).windows
+            return net.extract(videos, features, progress=False).windows
 
-        for _ in range(2):  # warm-up: first-call allocations and oneDNN kernel choice take a call or two
-            model_only()
-        rates = {"decode only": median_rate(decode_only, args.repeats),
-                 "model only": median_rate(model_only, args.repeats),
-                 "end to end": median_rate(end_to_end, args.repeats)}
+        rates = {"decode only": median_rate(decode_only, args.repeats)}
+        for suffix, net in [("", extractor)] + ([(OPTIMIZED, optimized_extractor(loaded, **options))]
+                                                 if args.optimized else []):
+            for _ in range(2):  # warm-up: first-call allocations, oneDNN kernel choice, the compile
+                model_only(net)
+            rates["model only" + suffix] = median_rate(lambda net=net: model_only(net), args.repeats)
+            rates["end to end" + suffix] = median_rate(lambda net=net: end_to_end(net), args.repeats)
         rss = {}
         for label, seconds in (("short", args.seconds), ("long", args.long_seconds)):
             video = write_video(folder / f"{label}.mp4", seconds, 240, 320)
@@ -193,13 +213,16 @@ def main(argv=None) -> int:
 def render_markdown(result: Dict) -> str:
     t, h, w = result["clip"]
     rates = result["clips_per_s"]
-    model_only = rates["model only"]
+
+    def model_only(name: str) -> float:  # each path's rates against its own model-only rate
+        return rates["model only" + OPTIMIZED] if name.endswith(OPTIMIZED) else rates["model only"]
+
     lines = [f"Machine: {result['machine']}, {result['cpu_threads']} threads; torch {result['torch']}; "
              f"{result['date']}. {result['model']}, clips {t}x{h}x{w}, batch {result['batch_size']}, "
              f"{result['workers']} DataLoader worker(s); {result['videos']} video(s) of {result['seconds']:g} s "
              f"at 320x240, 25 fps ({result['windows']} windows); median of {result['repeats']} passes.", "",
              "| pipeline | clips / s | vs model only |", "|---|---:|---:|"]
-    lines += [f"| {name} | {rate:.2f} | {rate / model_only:.2f} |" for name, rate in rates.items()]
+    lines += [f"| {name} | {rate:.2f} | {rate / model_only(name):.2f} |" for name, rate in rates.items()]
     short, long = result["rss"]["short"], result["rss"]["long"]
     lines += ["", "| `i3zoo extract` on one video (8-frame clips every 64 frames, 32x32) | peak RSS (MB) |",
               "|---|---:|",

@@ -7,8 +7,9 @@ peak; construction wall time and peak RSS in fresh processes against the naive r
 with T and batch. Writes ``results.json``, ``results.md`` and ``scaling.png`` (if matplotlib is installed)
 into ``--out`` (default ``benchmarks/results/<device>-<processor>``).
 
-``--device cuda`` runs the GPU variants instead (fp32, TF32, bf16 with and without channels-last,
-``cudnn.benchmark``, ``torch.compile``) at batches 1, 8 and 32.
+``--peer`` adds PyTorchVideo's ``i3d_r50`` / ``slow_r50`` beside the i3zoo presets with the same weights
+(:mod:`benchmarks.peer`). ``--device cuda`` runs the GPU variants instead (fp32, TF32, bf16 with and without
+channels-last, ``cudnn.benchmark``, ``torch.compile``) at batches 1, 8 and 32.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from i3zoo.inference import native_bfloat16
 from i3zoo.weights.verify import seeded_2d_state_dict, torchvision_arch_of
 
 from .naive import naive_3d
+from .peer import benchmark_peers, render_peers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -250,10 +252,11 @@ def benchmark_model(name: str, args: argparse.Namespace, device: torch.device, *
     return result
 
 
-def run_settings(result: Dict, *, repeats: int, compile: bool, bf16: bool) -> Dict:
+def run_settings(result: Dict, *, repeats: int, compile: bool, bf16: bool, peer: bool = False) -> Dict:
     """What must match for an interrupted run to be resumed: the same machine, torch, clip and variants."""
-    return dict(machine=result["machine"], torch=result["torch"], cpu_threads=result["cpu_threads"],
-                clip=result["clip"], repeats=repeats, compile=compile, bf16=bf16)
+    settings = dict(machine=result["machine"], torch=result["torch"], cpu_threads=result["cpu_threads"],
+                    clip=result["clip"], repeats=repeats, compile=compile, bf16=bf16)
+    return dict(settings, peer=True) if peer else settings  # runs without peers resume as before
 
 
 def write_json(path: Path, data: Dict) -> None:
@@ -270,6 +273,8 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time optimize_for_inference(compile=True)")
     parser.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto",
                         help="time bfloat16 variants (auto: only where the hardware has bfloat16 kernels)")
+    parser.add_argument("--peer", action="store_true",
+                        help="also time PyTorchVideo's i3d_r50 / slow_r50 beside i3zoo's presets (same weights)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", help="results folder (default: benchmarks/results/<device>-<processor>)")
     parser.add_argument("--resume", action="store_true",
@@ -292,7 +297,7 @@ def main(argv=None) -> int:
                   cpu_threads=torch.get_num_threads(), clip=[args.clip[0], args.clip[1], args.clip[1]])
     # After each model the run so far goes to partial.json, so that an interrupted run can be resumed.
     partial = out / "partial.json"
-    settings = run_settings(result, repeats=args.repeats, compile=args.compile, bf16=bf16)
+    settings = run_settings(result, repeats=args.repeats, compile=args.compile, bf16=bf16, peer=args.peer)
     if args.resume and partial.exists():
         previous = json.loads(partial.read_text())
         if previous["settings"] != settings:
@@ -316,6 +321,10 @@ def main(argv=None) -> int:
             result["models"][name] = benchmark_model(name, args, device, bf16=bf16)
             write_json(partial, dict(settings=settings, result=result))
     result["models"] = {name: result["models"][name] for name in args.models}
+    if args.peer and "peer" not in result:
+        result["peer"] = benchmark_peers(size=args.clip[1], batches=list(args.batches), repeats=args.repeats,
+                                         warmup=args.warmup, device=device, bf16=bf16, compile=args.compile,
+                                         interleaved=interleaved)
     write_json(out / "results.json", result)
     partial.unlink()
     markdown = render_markdown(result)
@@ -349,6 +358,8 @@ def render_markdown(result: Dict) -> str:
                   "| scaling (plain fp32) | " + " | ".join(m["scaling_ms_per_clip"]) + " |",
                   "|---|" + "---:|" * len(m["scaling_ms_per_clip"]),
                   "| ms / clip | " + " | ".join(f"{v:.1f}" for v in m["scaling_ms_per_clip"].values()) + " |", ""]
+    if "peer" in result:
+        lines += ["Beside PyTorchVideo, in the same process:", ""] + render_peers(result["peer"])
     return "\n".join(lines)
 
 

@@ -1,16 +1,26 @@
-"""``optimize_for_inference``: a faster, eval-only copy of a model with the same call signature.
+"""``optimize_for_inference``: a faster, eval-only copy of a model with the same call signature, and
+:func:`choose_inference_path`: which copy a job of a given length should run.
 
 BatchNorm is folded into the convolution it follows (torch's ``fuse_conv_bn_eval``), the weights can live in
 the channels-last 3D layout (what oneDNN and cuDNN prefer for Conv3d) and in bfloat16 (AMX units on recent
-CPUs, tensor cores on GPUs), and the result can be ``torch.compile``d. Input and output stay float32
-(N, C, T, H, W) -> (N, num_classes); the input check still runs first.
+CPUs, tensor cores on GPUs), and the result can be ``torch.compile``d with Inductor's freezing: the weights
+become constants, so Inductor folds them and fuses ReLU and the residual additions into oneDNN's convolution
+post-ops (on CPU; CUDA graphs on GPU). Freezing is passed as an option of our own ``torch.compile`` call
+(``options={"freezing": True}``, applied by ``torch._inductor.config.patch`` during that compile only), never
+set globally. A compiled copy keeps one static shape per clip size: a smaller batch (the last one of a job) is
+padded to the first call's batch and the padding dropped, which costs less than a recompile (tens of seconds).
+Input and output stay float32 (N, C, T, H, W) -> (N, num_classes); the input check still runs first.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import sys
+import time
 import warnings
-from typing import List, Optional, Tuple
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -18,7 +28,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .models.layers import check_clip
 
-__all__ = ["optimize_for_inference", "InferenceModel", "conv_bn_pairs", "native_bfloat16", "replace_module"]
+__all__ = ["optimize_for_inference", "InferenceModel", "conv_bn_pairs", "native_bfloat16", "replace_module",
+           "compile_options", "InferencePath", "choose_inference_path", "PRECISIONS", "COMPILE_SECONDS",
+           "COMPILED_SHARE"]
 
 
 def conv_bn_pairs(model: nn.Module) -> List[Tuple[str, str]]:
@@ -88,23 +100,70 @@ def native_bfloat16(device: torch.device) -> bool:
     return True  # other backends: no known slow path
 
 
-class InferenceModel(nn.Module):
-    """Wraps an optimized copy: float32 (N, C, T, H, W) in, float32 logits out."""
+def compile_options(device: torch.device) -> Dict[str, Any]:
+    """Inductor options of our compile: freezing everywhere, CUDA graphs on a GPU (our shapes are static)."""
+    options: Dict[str, Any] = {"freezing": True}
+    if device.type == "cuda":
+        options["triton.cudagraphs"] = True
+    return options
 
-    def __init__(self, model: nn.Module, *, dtype: torch.dtype, channels_last: bool, compiled: bool) -> None:
+
+def inductor_cache_dir() -> str:
+    """Where Inductor keeps compiled graphs and kernels between runs (``TORCHINDUCTOR_CACHE_DIR`` to move it)."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return cache_dir()
+
+
+class InferenceModel(nn.Module):
+    """Wraps an optimized copy: float32 (N, C, T, H, W) in, float32 logits out.
+
+    Compiled, it runs one static shape per clip size: a batch smaller than the first call's is padded (with
+    copies of its last clip) and the padding dropped; a larger one runs in chunks of the first call's size.
+    The first compiled call prints its cost once, to stderr (``announce=False``: silent).
+    """
+
+    def __init__(self, model: nn.Module, *, dtype: torch.dtype, channels_last: bool, compiled: bool,
+                 announce: bool = True) -> None:
         super().__init__()
         self.model = model
         self.dtype = dtype
         self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
         self.in_chans, self.min_input_size = model.in_chans, model.min_input_size
         self.name = type(model).__name__
-        self._forward = torch.compile(model) if compiled else model
+        self.compiled, self.announce = compiled, announce
+        self.batch_size: Optional[int] = None  # of the compiled graph, fixed by the first call
+        #: seconds the first compiled call took (compilation included), once it has run
+        self.first_call_seconds: Optional[float] = None
+        device = next(model.parameters()).device
+        # dynamic=False: a symbolic batch would make oneDNN repack every convolution's weights at each call
+        self._forward = torch.compile(model, dynamic=False, options=compile_options(device)) if compiled else model
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_clip(x, model_name=self.name, in_chans=self.in_chans, min_size=self.min_input_size)
         x = x.to(dtype=self.dtype, memory_format=self.memory_format)
-        return self._forward(x).float()
+        if not self.compiled:
+            return self._forward(x).float()
+        if self.batch_size is None:
+            self.batch_size = len(x)
+            started = time.perf_counter()
+            output = self._forward(x).float().clone()
+            self.first_call_seconds = time.perf_counter() - started
+            if self.announce:
+                print(f"i3zoo: compiled {self.name} for batches of {len(x)} in {self.first_call_seconds:.1f} s "
+                      f"(once per run; Inductor's cache in {inductor_cache_dir()} makes the next run start faster)",
+                      file=sys.stderr, flush=True)
+            return output
+        return torch.cat([self._padded(chunk) for chunk in x.split(self.batch_size)])
+
+    def _padded(self, chunk: torch.Tensor) -> torch.Tensor:
+        count = len(chunk)
+        if count < self.batch_size:
+            filler = chunk[-1:].expand(self.batch_size - count, *chunk.shape[1:])
+            chunk = torch.cat([chunk, filler]).contiguous(memory_format=self.memory_format)
+        # a copy: CUDA graphs reuse their output buffers at the next call
+        return self._forward(chunk)[:count].float().clone()
 
 
 def optimize_for_inference(
@@ -114,6 +173,7 @@ def optimize_for_inference(
     channels_last: bool = True,
     fuse_bn: bool = True,
     compile: bool = False,
+    announce: bool = True,
 ) -> InferenceModel:
     """An eval-mode copy of ``model`` for inference; ``model`` itself is left as it is.
 
@@ -123,7 +183,9 @@ def optimize_for_inference(
             the hardware has no bfloat16 kernels (see :func:`native_bfloat16`) is much slower and warns.
         channels_last: keep weights and activations in the channels-last 3D layout.
         fuse_bn: fold each BatchNorm into the convolution before it.
-        compile: ``torch.compile`` the result (slow first call; needs a C++ compiler on CPU).
+        compile: ``torch.compile`` the result with Inductor's freezing (see :func:`compile_options`; a slow first
+            call, cached between runs; needs a C++ compiler on CPU).
+        announce: print the first compiled call's cost to stderr.
 
     Returns:
         A module taking float32 (N, C, T, H, W) clips and returning float32 (N, num_classes) logits.
@@ -152,4 +214,87 @@ def optimize_for_inference(
         optimized = optimized.to(memory_format=torch.channels_last_3d)
     for p in optimized.parameters():
         p.requires_grad_(False)
-    return InferenceModel(optimized, dtype=dtype, channels_last=channels_last, compiled=compile).eval()
+    return InferenceModel(optimized, dtype=dtype, channels_last=channels_last, compiled=compile,
+                          announce=announce).eval()
+
+
+# ---------------------------------------------------------------- which path a job takes
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+#: the estimated cost (seconds) of a first compile of a ResNet-50-sized model with a cold Inductor cache, per
+#: device type: 50 s measured on a busy 2-core AMX Xeon; a GPU compiles Triton kernels instead of C++
+COMPILE_SECONDS = {"cpu": 60.0, "cuda": 60.0}
+#: the compiled, frozen copy's time over the plain float32 model's, per precision (I3ResNet50, 16x160x160 on a
+#: 2-core AMX Xeon: 0.10 s and 0.036 s against 0.30 s; conservative where the machine is unknown)
+COMPILED_SHARE = {"float32": 0.5, "bfloat16": 0.15}
+
+
+@dataclass(frozen=True)
+class InferencePath:
+    """The way a job runs its model, and why.
+
+    Attributes:
+        precision: ``"float32"`` or ``"bfloat16"`` (what the model computes in; outputs are float32).
+        optimized: an :func:`optimize_for_inference` copy (BatchNorm folded, channels-last) rather than the model.
+        compiled: that copy ``torch.compile``d with freezing.
+        reason: the decision in words, for the line a command prints.
+    """
+
+    precision: str
+    optimized: bool
+    compiled: bool
+    reason: str = ""
+
+    def record(self) -> Dict[str, Any]:
+        """What ran, as outputs record it (the reason left out)."""
+        return {k: v for k, v in asdict(self).items() if k != "reason"}
+
+
+def choose_inference_path(device: torch.device, *, clips: Union[int, Callable[[int], int]],
+                          seconds_per_clip: Callable[[], float], precision: str = "auto",
+                          compile: Optional[bool] = None, bfloat16_kernels: Optional[bool] = None,
+                          compile_seconds: Optional[float] = None) -> InferencePath:
+    """The path of a job of ``clips`` clips: compiled where the job is long enough to repay the compile.
+
+    The rule: compiling pays from ``cost / (seconds_per_clip() x (1 - share))`` clips on, where ``cost`` is the
+    compile's estimated cost (:data:`COMPILE_SECONDS`), ``seconds_per_clip()`` the plain float32 model's time
+    per clip measured on this machine and ``share`` the compiled copy's share of it (:data:`COMPILED_SHARE`,
+    in the precision it would run in). A job that long runs the optimized, compiled copy in bfloat16 where
+    the device has fast bfloat16 kernels (:func:`native_bfloat16`), else in float32; a shorter job runs the
+    plain float32 model, exactly as without this rule. ``precision`` and ``compile``, when given, override
+    their half of the rule; a bfloat16 or compiled path always runs the optimized copy.
+
+    Args:
+        device: where the model runs.
+        clips: the job's number of clips, or a function that counts them up to a bound it is given (it may stop
+            counting there: a folder of videos need not be opened whole to know it is long).
+        seconds_per_clip: measures the plain float32 model's time per clip (called only when the rule needs it).
+        precision: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
+        compile: ``True`` / ``False`` to force; ``None``: by the rule.
+        bfloat16_kernels: whether the device has fast bfloat16 kernels (default: :func:`native_bfloat16`).
+        compile_seconds: the estimated compile cost (default: :data:`COMPILE_SECONDS` of the device type).
+
+    Raises:
+        ValueError: a precision not in :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    fast_bf16 = native_bfloat16(device) if bfloat16_kernels is None else bfloat16_kernels
+    would_run = precision if precision != "auto" else ("bfloat16" if fast_bf16 else "float32")
+    reason, repays = "", False
+    if compile is None or precision == "auto":
+        cost = COMPILE_SECONDS.get(device.type, 60.0) if compile_seconds is None else compile_seconds
+        count = clips(1) if callable(clips) else clips
+        # no clip at all: nothing to time
+        saved_per_clip = max(seconds_per_clip() * (1 - COMPILED_SHARE[would_run]), 1e-9) if count else 1e-9
+        needed = math.floor(cost / saved_per_clip) + 1
+        count = clips(needed) if callable(clips) and count else count
+        repays = count >= needed
+        reason = (f"{count}{'+' if callable(clips) and repays else ''} clips, compiling pays from ~{needed} on: "
+                  f"{'compiled' if repays else 'not compiled'}")
+    compiled = repays if compile is None else compile
+    if precision == "auto":
+        precision = would_run if compiled else "float32"
+        reason += f", {precision}" + ("" if fast_bf16 or not compiled else " (no fast bfloat16 kernels here)")
+    optimized = compiled or precision == "bfloat16"
+    return InferencePath(precision, optimized, compiled, reason or "as asked")

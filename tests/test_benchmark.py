@@ -76,3 +76,25 @@ def test_readme_performance_section_is_the_committed_benchmark_output():
     for run in check_committed_blocks("benchmark", RESULTS, "results.json", "results.md", render_markdown):
         assert (run / "scaling.png").stat().st_size > 0
         assert f"benchmarks/results/{run.name}/scaling.png" in readme
+
+
+def test_peer_rows_hold_the_same_weights_as_pytorchvideo():
+    """PyTorchVideo's i3d_r50 and the preset loaded from its checkpoint compute the same function (eager only
+    here: the compiled rows run the code tested in test_fast_inference.py; slow_r50 differs only by its name and
+    is compared with its preset in test_presets.py)."""
+    from benchmarks.peer import benchmark_peers, render_peers
+    from benchmarks.run import interleaved
+
+    # float32 only: bfloat16 convolutions run far slower than float32 on CPUs without bfloat16 kernels
+    peers = benchmark_peers(size=32, batches=[1], repeats=1, warmup=0, device=torch.device("cpu"), bf16=False,
+                            compile=False, interleaved=interleaved, temporals=["i3d"])
+    assert list(peers) == ["i3d_r50 / i3resnet50_i3d"]
+    for pair in peers.values():
+        rows = pair["forward"][1]
+        assert list(rows) == ["PyTorchVideo eager fp32", "i3zoo plain fp32", "i3zoo optimized fp32, eager"]
+        assert rows["PyTorchVideo eager fp32"]["ratio_to_peer"] == 1.0
+        assert rows["i3zoo plain fp32"]["rel_l2_error"] < 1e-5 and rows["i3zoo optimized fp32, eager"][
+            "rel_l2_error"] < 1e-4
+        assert not any(r["default"] for r in rows.values())  # the default path compiles: no row of it here
+    markdown = "\n".join(render_peers(peers))
+    assert "| variant | batch | ms / clip | vs PyTorchVideo eager fp32 | rel. L2 error |" in markdown

@@ -57,3 +57,15 @@ def test_process_rows_come_from_the_command_summary_and_render():
     rows = render_markdown(dict(data, processes={"1": rates, "2": rates})).splitlines()
     assert rows[:len(plain.splitlines())] == plain.splitlines()
     assert rows[-2:] == ["| 1 process | 19.2 | 2.40 |", "| 2 processes | 19.2 | 2.40 |"]
+
+
+def test_the_optimized_path_is_measured_against_its_own_model_only_rate():
+    """``--optimized`` rows (the path of a long extract job, compiled: not run here) are rendered against the
+    optimized model's rate, the plain rows against the plain model's."""
+    data = json.loads((RESULTS / "cpu-amd-epyc" / "extract.json").read_text())
+    data["clips_per_s"].update({"model only, optimized path": 8.0, "end to end, optimized path": 2.0})
+    markdown = render_markdown(data)
+    kept = data["clips_per_s"]["end to end"] / data["clips_per_s"]["model only"]
+    assert f"| end to end | {data['clips_per_s']['end to end']:.2f} | {kept:.2f} |" in markdown
+    assert "| model only, optimized path | 8.00 | 1.00 |" in markdown
+    assert "| end to end, optimized path | 2.00 | 0.25 |" in markdown

@@ -14,7 +14,13 @@ from __future__ import annotations
 import argparse
 
 from .launch import add_nproc_argument, run_under_torchrun
-from .model_options import add_model_arguments, engine_options, load_model_from_args
+from .model_options import (
+    add_inference_arguments,
+    add_model_arguments,
+    build_engine,
+    extraction_clips,
+    load_model_from_args,
+)
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -29,8 +35,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     try:
         args.device = str(processes.device)
         loaded = load_model_from_args(args)  # stops at once when no weights can be had
-        extractor = Extractor(loaded, **engine_options(args, Extractor), rank=processes.rank,
-                              world_size=processes.world_size)
+        extractor = build_engine(Extractor, args, loaded, extraction_clips(args, loaded, inputs.videos),
+                                 rank=processes.rank, world_size=processes.world_size)
         plan = extractor.plan(inputs, args.out)
         if processes.is_main:
             _print_start(extractor, plan, processes.world_size)
@@ -66,7 +72,7 @@ def _print_summary(banner: str, summary) -> None:
 
 
 def add_parser(sub) -> None:
-    from ..engines.extraction import DECODE_DEVICES, DTYPES, FORMATS
+    from ..engines.extraction import DECODE_DEVICES, FORMATS
 
     p = sub.add_parser("extract", help="features of sliding windows over videos, one file per video (resumable; "
                                        "torchrun or --nproc for many processes)")
@@ -82,8 +88,7 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers decoding videos (default 1)")
     p.add_argument("--decode-device", default="cpu", choices=DECODE_DEVICES,
                    help="cuda: decode with TorchCodec on the GPU (NVDEC); frames stay on the GPU")
-    p.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
+    add_inference_arguments(p)
     p.add_argument("--optimize", action="store_true", help="run an optimize_for_inference copy (BatchNorm folded)")
-    p.add_argument("--compile", action="store_true", help="... and torch.compile it")
     add_nproc_argument(p)
     p.set_defaults(func=_cmd_extract)

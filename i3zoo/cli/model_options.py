@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from typing import Any, Dict
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, Sequence, Tuple, Union
 
 from ..engines.loading import RANDOM_SEED, LoadedModel
 from ..errors import UsageError
 
+INFERENCE_OPTIONS = ("dtype", "optimize", "compile")
 HOW_TO_GET_WEIGHTS = ("give a local copy of the 2D weights with --file PATH (e.g. torchvision's "
                       "resnet50-0676ba61.pth), put it in torch.hub's checkpoint cache, or run with --random-weights "
                       "for a smoke run")
@@ -64,4 +67,49 @@ def engine_options(args: argparse.Namespace, engine: type) -> Dict[str, Any]:
     """The keyword arguments of ``engine`` (an :class:`i3zoo.engines.Extractor`, ``Predictor``) that the command's
     flags set: a flag and its engine option share their name (``--clip-len`` -> ``clip_len``)."""
     names = [name for name, p in inspect.signature(engine).parameters.items() if p.kind is p.KEYWORD_ONLY]
-    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+    # the path's options (dtype, optimize, compile) come from build_engine
+    return {name: getattr(args, name) for name in names if hasattr(args, name) and name not in INFERENCE_OPTIONS}
+
+
+def add_inference_arguments(p: argparse.ArgumentParser) -> None:
+    """How the model runs (extract, predict): by default the rule of :func:`i3zoo.engines.choose_path`."""
+    from ..inference import PRECISIONS
+
+    p.add_argument("--precision", "--dtype", default="auto", choices=PRECISIONS,
+                   help="what the model computes in (default auto: bfloat16 for a job long enough to compile, where "
+                        "the hardware has fast bfloat16 kernels; float32 otherwise)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile an optimized copy with freezing (default: when the job is long enough to "
+                        "repay the compile; --no-compile: never)")
+
+
+def build_engine(engine: type, args: argparse.Namespace, loaded: LoadedModel,
+                 clips: Union[int, Callable[[int], int]], **fixed: Any) -> Any:
+    """``engine`` (an :class:`i3zoo.engines.Extractor`, ``Predictor``) with the command's options and the path
+    :func:`i3zoo.engines.choose_path` takes for a job of ``clips`` clips under ``--precision`` / ``--compile``;
+    the path and its reason go to stderr. The options are checked first (a plain engine builds nothing), so
+    that a mistake is reported before the model is timed. ``fixed``: further engine arguments (rank, world size)."""
+    from ..engines.loading import choose_path
+
+    options = dict(engine_options(args, engine), **fixed)
+    plain = engine(loaded, **options)
+    path = choose_path(loaded, clips=clips, clip_len=loaded.clip_len(args.clip_len),
+                       crop_size=loaded.crop_size(args.crop_size), precision=args.precision, compile=args.compile)
+    optimize = path.optimized or getattr(args, "optimize", False)
+    kind = "a compiled optimized copy" if path.compiled else "an optimized copy" if optimize else "the plain model"
+    print(f"{loaded.banner}inference: {kind} in {path.precision} ({path.reason})", file=sys.stderr, flush=True)
+    if not optimize:
+        return plain
+    return engine(loaded, **options, dtype=path.precision, optimize=optimize, compile=path.compiled)
+
+
+def extraction_clips(args: argparse.Namespace, loaded: LoadedModel, videos: Sequence[Tuple[Path, Path]]
+                     ) -> Callable[[int], int]:
+    """The windows of ``videos`` (as :class:`i3zoo.engines.extraction.Inputs` holds them) under the command's
+    clip options, counted only as far as the decision of :func:`build_engine` needs."""
+    from ..engines.loading import count_windows
+
+    clip_len = loaded.clip_len(args.clip_len)
+    return count_windows([video for video, _ in videos], clip_len=clip_len, step=args.step or
+                         clip_len * args.frame_interval, frame_interval=args.frame_interval, fps=args.fps,
+                         backend=args.backend)

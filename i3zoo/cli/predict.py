@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from .model_options import add_model_arguments, engine_options, load_model_from_args
+from .model_options import add_inference_arguments, add_model_arguments, build_engine, load_model_from_args
 
 
 def _print_table(predictions, banner: str) -> None:
@@ -35,7 +35,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from ..engines import Predictor
 
     loaded = load_model_from_args(args)
-    predictions = Predictor(loaded, **engine_options(args, Predictor)).predict(args.videos)
+    predictor = build_engine(Predictor, args, loaded, clips=len(args.videos) * args.num_clips)
+    predictions = predictor.predict(args.videos)
     if args.json:
         print(json.dumps(predictions.as_dict(), indent=1))
     else:
@@ -53,4 +54,5 @@ def add_parser(sub) -> None:
     p.add_argument("--num-clips", type=int, default=3, help="evenly spaced clips averaged per video (default 3)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_inference_arguments(p)
     p.set_defaults(func=_cmd_predict)

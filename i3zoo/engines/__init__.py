@@ -3,9 +3,10 @@
 ``loading``: a model and its weights for a job (:func:`load_model`, shared by extraction, prediction, ONNX
 export and fine-tuning), ``extraction``: features of sliding windows, one resumable, atomic output per video
 (:func:`extract`, :class:`Extractor`), ``prediction``: top-k classes per video over evenly spaced clips
-(:func:`predict`, :class:`Predictor`). Each returns what it did (a summary, the predictions) and raises
-:class:`i3zoo.UsageError` for what cannot be done as asked; apart from a run's progress (a bar on a terminal, a
-line per video otherwise), printing is the caller's.
+(:func:`predict`, :class:`Predictor`); ``loading`` also decides how a job runs the model (:func:`choose_path`:
+plain, or an optimized copy compiled with freezing, by the job's length). Each returns what it did (a summary,
+the predictions) and raises :class:`i3zoo.UsageError` for what cannot be done as asked; apart from a run's
+progress (a bar on a terminal, a line per video otherwise), printing is the caller's.
 
 May import: torch, torchvision (ImageNet's class names), numpy, safetensors, tqdm, and of i3zoo ``registry``,
 ``files``, ``errors``, ``distributed``, ``inference``, ``video`` and ``weights``; never ``models`` directly
@@ -13,8 +14,8 @@ May import: torch, torchvision (ImageNet's class names), numpy, safetensors, tqd
 """
 
 from .extraction import ExtractionSummary, Extractor, extract
-from .loading import LoadedModel, describe_weights, load_model, model_label_names
+from .loading import LoadedModel, choose_path, count_windows, describe_weights, load_model, model_label_names
 from .prediction import Predictions, Predictor, predict
 
-__all__ = ["load_model", "LoadedModel", "model_label_names", "describe_weights", "Extractor", "extract",
-           "ExtractionSummary", "Predictor", "predict", "Predictions"]
+__all__ = ["load_model", "LoadedModel", "model_label_names", "describe_weights", "choose_path", "count_windows",
+           "Extractor", "extract", "ExtractionSummary", "Predictor", "predict", "Predictions"]

@@ -43,6 +43,7 @@ from torch import nn
 from ..distributed import group_store
 from ..errors import UsageError
 from ..files import Claim, claim, write_atomically
+from ..inference import InferenceModel
 from .loading import LoadedModel, load_model
 
 __all__ = ["Extractor", "extract", "ExtractionSummary", "Inputs", "Plan", "find_inputs", "output_paths", "FORMATS",
@@ -403,6 +404,8 @@ class Extractor:
             step=step or clip_len * frame_interval, frame_interval=frame_interval, fps=fps, crop_size=crop_size,
             dtype=dtype)
         self._model = _feature_model(self.loaded.model, dtype, optimize, compile)
+        #: the path that ran (:meth:`i3zoo.inference.InferencePath.record`), in every output beside the settings
+        self.inference = dict(precision=dtype, optimized=isinstance(self._model, InferenceModel), compiled=compile)
 
     def plan(self, inputs: Inputs, out: Union[str, PathLike]) -> Plan:
         """This process's share of the videos and which of them are still to do.
@@ -592,7 +595,7 @@ class _Job:
         self.in_flight = 0
         self.stopped = False
         self.pending: Dict[int, _Pending] = {}
-        self.record_base = dict(settings=extractor.settings, i3zoo_version=__version__)
+        self.record_base = dict(settings=extractor.settings, i3zoo_version=__version__, inference=extractor.inference)
         self.failures: List[Failure] = list(plan.failures)
         self.batch: List[Dict[str, Any]] = []
         self.written = self.windows = 0

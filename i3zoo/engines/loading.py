@@ -6,20 +6,27 @@ Shared by feature extraction, prediction, ONNX export and fine-tuning (``i3zoo e
 (``random_weights=True``); ``hf-hub:`` and ``local-dir:`` names carry their own. What filled the model is kept
 as a record (:attr:`LoadedModel.weights`) that every output of an engine carries, so that features made with
 random weights can never pass for trained ones.
+
+:func:`choose_path` decides how a job runs the model (plain, or an optimized copy compiled with freezing, in
+float32 or bfloat16: :func:`i3zoo.inference.choose_inference_path`), measuring the model on this machine;
+:func:`count_windows` counts a folder's sliding windows only as far as that decision needs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
 from ..errors import UsageError
 
+if TYPE_CHECKING:
+    from ..inference import InferencePath
+
 __all__ = ["RANDOM_SEED", "LoadedModel", "load_model", "weights_overlay", "model_label_names", "describe_weights",
-           "is_preinflated", "is_inflated"]
+           "is_preinflated", "is_inflated", "choose_path", "seconds_per_clip", "count_windows"]
 
 #: the seed of ``random_weights=True`` (torchvision's 2D model with randomized BatchNorm statistics)
 RANDOM_SEED = 0
@@ -191,3 +198,66 @@ def describe_weights(weights: Dict[str, Any]) -> str:
         return f"2D weights from {weights['name']}, {weights['inflation']} inflation"
     source = weights.get("url") or weights.get("source") or weights.get("name") or weights["model"]
     return f"pretrained weights from {source}, {weights['inflation']} inflation"
+
+
+def seconds_per_clip(loaded: LoadedModel, clip_len: int, crop_size: int) -> float:
+    """The plain model's time for one (1, C, clip_len, crop_size, crop_size) clip here: the better of two calls
+    (the first also sets up the kernels)."""
+    import time
+
+    import torch
+
+    x = torch.zeros(1, loaded.model.in_chans, clip_len, crop_size, crop_size, device=loaded.device)
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        for _ in range(2):
+            started = time.perf_counter()
+            loaded.model(x)
+            sync()
+            times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def choose_path(loaded: LoadedModel, *, clips: Union[int, Callable[[int], int]], clip_len: int, crop_size: int,
+                precision: str = "auto", compile: Optional[bool] = None,
+                bfloat16_kernels: Optional[bool] = None) -> "InferencePath":
+    """How a job of ``clips`` clips of ``clip_len`` x ``crop_size`` x ``crop_size`` runs ``loaded``'s model: the rule of
+    :func:`i3zoo.inference.choose_inference_path`, with the model's time per clip measured here.
+
+    Raises:
+        UsageError: a precision that is not ``auto``, ``float32`` or ``bfloat16``.
+    """
+    import torch
+
+    from ..inference import choose_inference_path
+
+    try:
+        return choose_inference_path(
+            torch.device(loaded.device), clips=clips, precision=precision, compile=compile,
+            bfloat16_kernels=bfloat16_kernels, seconds_per_clip=lambda: seconds_per_clip(loaded, clip_len, crop_size))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def count_windows(videos: Sequence[Path], *, clip_len: int, step: int, frame_interval: int = 1,
+                  fps: Optional[float] = None, backend: str = "auto") -> Callable[[int], int]:
+    """A counter of the sliding windows of ``videos`` (as ``i3zoo extract`` takes them) that stops once it
+    reaches the bound it is called with, so that a long job is known as such without opening every video;
+    a video that cannot be read counts nothing."""
+    from ..video import VideoError, VideoReader, VideoWindows
+
+    windows = VideoWindows([], clip_len, step, frame_interval, fps=fps, backend=backend)
+
+    def count(bound: int) -> int:
+        total = 0
+        for video in videos:
+            if total >= bound:
+                break
+            try:
+                total += len(windows.windows_of(VideoReader(video, backend=backend)))
+            except VideoError:
+                continue
+        return total
+
+    return count

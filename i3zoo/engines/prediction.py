@@ -31,6 +31,8 @@ class Predictions:
         model, weights, labels, random_weights: the model's name, the record of its weights, where its label
             names come from and whether its weights are seeded random ones (see :class:`LoadedModel`).
         clip_len, num_clips: the clips averaged per video.
+        inference: the path that ran (:meth:`i3zoo.inference.InferencePath.record`: precision, optimized,
+            compiled).
         results: one dict per video, in order: ``{"video", "clips", "padded", "top": [{"class", "label",
             "probability"}, ...]}``, or ``{"video", "error"}`` for a video that cannot be read.
     """
@@ -41,6 +43,7 @@ class Predictions:
     random_weights: bool
     clip_len: int
     num_clips: int
+    inference: Dict[str, Any]
     results: List[Dict[str, Any]]
 
     @property
@@ -63,18 +66,30 @@ class Predictor:
         crop_size: spatial size (default: the model's input size).
         top_k: classes per video (at most the model's number of classes).
         backend: the video decoder (:class:`i3zoo.video.VideoReader`).
+        dtype: ``"float32"`` or ``"bfloat16"`` (an ``optimize_for_inference`` copy computes in it).
+        optimize: run an ``optimize_for_inference`` copy (BatchNorm folded); ``compile``: and ``torch.compile`` it
+            with freezing (:func:`i3zoo.engines.choose_path` says which a job should take).
 
     Raises:
-        UsageError: ``num_clips`` or ``top_k`` below 1, a clip or crop below the model's minimum.
+        UsageError: ``num_clips`` or ``top_k`` below 1, a clip or crop below the model's minimum, a ``dtype``
+            that is not ``float32`` or ``bfloat16``.
     """
 
     def __init__(self, model: Union[str, LoadedModel], *, clip_len: Optional[int] = None, frame_interval: int = 1,
-                 num_clips: int = 3, crop_size: Optional[int] = None, top_k: int = 5, backend: str = "auto"):
+                 num_clips: int = 3, crop_size: Optional[int] = None, top_k: int = 5, backend: str = "auto",
+                 dtype: str = "float32", optimize: bool = False, compile: bool = False):
+        from ..inference import optimize_for_inference
         from ..video import transforms_for
 
         if num_clips < 1 or top_k < 1:
             raise UsageError(f"num_clips and top_k must be >= 1; got {num_clips}, {top_k}")
+        if dtype not in ("float32", "bfloat16"):
+            raise UsageError(f"dtype {dtype!r}: choose from float32, bfloat16")
         self.loaded = load_model(model) if isinstance(model, str) else model
+        optimize = optimize or compile or dtype != "float32"
+        self.model = (optimize_for_inference(self.loaded.model, dtype=getattr(torch, dtype), compile=compile)
+                      if optimize else self.loaded.model)
+        self.inference = dict(precision=dtype, optimized=optimize, compiled=compile)
         self.clip_len = self.loaded.clip_len(clip_len)
         self.transform = transforms_for(self.loaded.model, crop_size=self.loaded.crop_size(crop_size))
         self.frame_interval, self.num_clips, self.backend = frame_interval, num_clips, backend
@@ -92,7 +107,7 @@ class Predictor:
             return {"video": str(path), "error": e.reason}
         batch = torch.stack([self.transform(f) for f in frames]).to(self.loaded.device)
         with torch.inference_mode():
-            probabilities = self.loaded.model(batch).float().softmax(dim=1).mean(dim=0).cpu()
+            probabilities = self.model(batch).float().softmax(dim=1).mean(dim=0).cpu()
         values, indices = probabilities.topk(self.top_k)
         names = self.loaded.label_names
         return {
@@ -105,7 +120,7 @@ class Predictor:
         """The results of ``videos``, in order; a video that cannot be read gets its reason."""
         loaded = self.loaded
         return Predictions(loaded.name, loaded.weights, loaded.label_source, loaded.random, self.clip_len,
-                           self.num_clips, [self.predict_one(path) for path in videos])
+                           self.num_clips, self.inference, [self.predict_one(path) for path in videos])
 
 
 def predict(videos: Sequence[Union[str, PathLike]], model: Union[str, LoadedModel], **options: Any) -> Predictions:
