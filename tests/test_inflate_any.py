@@ -263,3 +263,20 @@ def test_time_conv_is_only_called_inside_its_network():
     fresh.state.batch = None
     with pytest.raises(RuntimeError, match="inside an inflated video network"):
         fresh(torch.randn(2, 3, 8, 8))
+
+
+def test_export_with_dynamic_batch_and_clip_length(tmp_path):
+    model = i3zoo.create_model("inflate:timm/test_resnet", design="i3d").eval()
+    program = i3zoo.export_program(model, (32, 32))
+    for shape in ((1, 3, 4, 32, 32), (3, 3, 7, 32, 32)):
+        clip = torch.randn(*shape)
+        with torch.no_grad():
+            assert torch.allclose(program.module()(clip), model(clip), atol=1e-5, rtol=1e-4)
+    import onnxruntime as onnx
+
+    path = i3zoo.export_onnx(model, tmp_path / "inflated.onnx", (32, 32))
+    clip = torch.randn(2, 3, 6, 32, 32)
+    session = onnx.InferenceSession(str(path))
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(session.run(None, {"clip": clip.numpy()})[0]), model(clip),
+                              atol=1e-5, rtol=1e-4)

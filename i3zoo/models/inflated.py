@@ -230,6 +230,11 @@ class InflatedNet(nn.Module):
         by_index = dict(zip(sorted(set(indices)), (self._clip(m) for m in maps)))
         return [by_index[i] for i in indices]
 
+    def reduction_path(self) -> List[LayerSpec]:
+        """The layers that change the clip length, in order (the stem's convolution and the temporal pools; space
+        is the 2D network's, whose layers are not listed): what ``i3zoo.export_program`` reads."""
+        return list(self.time_path)
+
     def feature_map_size(self, clip: Sequence[int]) -> Tuple[int, ...]:
         """(T', H', W') of ``forward_features``' output for a (T, H, W) clip (one meta-device pass: exact)."""
         with torch.device("meta"):

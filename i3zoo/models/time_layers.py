@@ -153,17 +153,22 @@ class TimeConv(nn.Conv3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = self.state.batch
         self.state.frames(x, self.layer_name or "TimeConv")
+        left, right, top, bottom = self.spatial_pad
+        # zero padding the convolution can do itself (no padded copy of the clip): symmetric, zeros
+        conv_pads = self.spatial_pad_mode == "constant" and left == right and top == bottom
         if self.same:
             from timm.layers import pad_same
 
             x = pad_same(x, self.kernel_size[1:], self.stride[1:], self.dilation[1:])
-        elif any(self.spatial_pad):
+        elif any(self.spatial_pad) and not conv_pads:
             x = F.pad(x, self.spatial_pad, mode=self.spatial_pad_mode)
         clip = unfold(x, batch)
-        if self.time_pad:
-            pad = (0, 0, 0, 0, self.time_pad, self.time_pad)
-            clip = F.pad(clip, pad, mode="replicate") if self.time_padding == "replicate" else F.pad(clip, pad)
-        out = F.conv3d(clip, self.kernel(), self.bias, self.stride, 0, self.dilation, self.groups)
+        time_pad = self.time_pad
+        if time_pad and self.time_padding == "replicate":
+            clip = F.pad(clip, (0, 0, 0, 0, time_pad, time_pad), mode="replicate")
+            time_pad = 0
+        padding = (time_pad, top, left) if conv_pads else (time_pad, 0, 0)
+        out = F.conv3d(clip, self.kernel(), self.bias, self.stride, padding, self.dilation, self.groups)
         return fold(out)
 
 
@@ -177,7 +182,9 @@ class TimePool:
     def __call__(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
         batch = self.state.batch
         frames = self.state.frames(output, "a temporal pool")
-        per_frame = output.shape[1:]
-        series = output.reshape(batch, frames, -1).transpose(1, 2)  # (N, everything else, T)
-        pooled = F.max_pool1d(series, self.size, self.size)
-        return pooled.transpose(1, 2).reshape(-1, *per_frame)
+        if output.dim() == 4:  # maps: the 3D pool the hand-written models use (torch.export keeps T symbolic)
+            return fold(F.max_pool3d(unfold(output, batch), (self.size, 1, 1), (self.size, 1, 1)))
+        per_frame = output.shape[1:]  # token sequences and the like
+        kept = frames // self.size * self.size  # floor, as a max-pool: a last incomplete window is dropped
+        series = output.reshape(batch, frames, -1)[:, :kept].unflatten(1, (-1, self.size))
+        return series.amax(2).reshape(-1, *per_frame)

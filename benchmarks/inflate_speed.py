@@ -1,0 +1,52 @@
+"""``inflate:torchvision/resnet50`` in the ``i3d`` design against the hand-written ``i3resnet50_i3d``: the same
+network, the same weights, the same clip and threads, timed in one process (median of repeated forwards, the two
+alternating so that drift in the machine's speed falls on both).
+
+    python -m benchmarks.inflate_speed [--clip 16 160 160] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+import torchvision
+
+import i3zoo
+from benchmarks.run import describe_machine
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", type=int, nargs=3, default=(16, 160, 160), metavar=("T", "H", "W"))
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    preset = i3zoo.create_model("i3resnet50_i3d").eval()
+    inflated = i3zoo.inflate(torchvision.models.resnet50(), "i3d").eval()
+    target = inflated.state_dict()
+    inflated.load_state_dict({f"net.{k}": v.reshape(target[f"net.{k}"].shape) for k, v in preset.state_dict().items()})
+    clip = torch.randn(1, 3, *args.clip)
+    times = {"i3resnet50_i3d": [], "inflate:torchvision/resnet50 (i3d)": []}
+    with torch.inference_mode():
+        for model in (preset, inflated):
+            model(clip)  # warm-up: oneDNN's kernel choice
+        for _ in range(args.repeats):
+            for name, model in zip(times, (preset, inflated)):
+                start = time.perf_counter()
+                model(clip)
+                times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["i3resnet50_i3d"])
+    print(f"Machine: {describe_machine(torch.device('cpu'))}, {torch.get_num_threads()} threads; torch "
+          f"{torch.__version__}; clip 1x3x{'x'.join(map(str, args.clip))}; median of {args.repeats}.\n")
+    print("| model | seconds | vs i3resnet50_i3d |\n|---|---:|---:|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.3f} | {statistics.median(values) / base:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
