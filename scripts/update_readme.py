@@ -25,7 +25,8 @@ new = replace_block(new, "design-table", design_table())
 new = replace_block(new, "export-table", export_table())
 # (marker, results folder, rendered file): each benchmark's committed output, one README block per machine
 BENCHMARK_BLOCKS = (("benchmark", "results", "results.md"), ("extract-benchmark", "extract_results", "extract.md"),
-                    ("train-benchmark", "train_results", "train.md"))
+                    ("train-benchmark", "train_results", "train.md"),
+                    ("inflation-coverage", "coverage_results", "coverage.md"))
 for tag, folder, rendered in BENCHMARK_BLOCKS:
     for run in sorted(p.parent for p in (ROOT / "benchmarks" / folder).glob(f"*/{rendered}")):
         marker = f"{tag}:{run.name}"

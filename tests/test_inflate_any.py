@@ -280,3 +280,20 @@ def test_export_with_dynamic_batch_and_clip_length(tmp_path):
     with torch.no_grad():
         assert torch.allclose(torch.from_numpy(session.run(None, {"clip": clip.numpy()})[0]), model(clip),
                               atol=1e-5, rtol=1e-4)
+
+
+def test_committed_coverage_table_holds_for_a_sample():
+    """The README's coverage table is the committed run's, and a fresh run of a sample of its rows agrees (exact or
+    not, per-frame or time-mixing)."""
+    from benchmarks.coverage import RESULTS, run
+
+    committed = json.loads((RESULTS / f"timm-{timm.__version__}" / "coverage.json").read_text())
+    rendered = (RESULTS / f"timm-{timm.__version__}" / "coverage.md").read_text().strip()
+    assert rendered in (REPO / "README.md").read_text(), "README coverage table is stale: run scripts/update_readme.py"
+    rows = {(r["library"], r["family"]): r for r in committed["rows"]}
+    for key in (("timm", "resnet"), ("timm", "mobilenetv3"), ("torchvision", "shufflenetv2")):
+        row = rows[key]
+        build = (lambda n=row["architecture"]: timm.create_model(n)) if key[0] == "timm" else \
+            (lambda n=row["architecture"]: torchvision.models.get_model(n, weights=None))
+        fresh = run(row["architecture"], build)
+        assert (fresh["exact"], fresh["time"]) == (row["exact"], row["time"]), key
