@@ -27,7 +27,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     if args.nproc is not None:
         return run_under_torchrun(args)
     from ..distributed import start_processes
-    from ..engines import Extractor
     from ..engines.extraction import find_inputs
 
     inputs = find_inputs(args.paths, args.out, list_file=args.list, format=args.format)
@@ -35,8 +34,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     try:
         args.device = str(processes.device)
         loaded = load_model_from_args(args)  # stops at once when no weights can be had
-        extractor = build_engine(Extractor, args, loaded, extraction_clips(args, loaded, inputs.videos),
-                                 rank=processes.rank, world_size=processes.world_size)
+        extractor = _engine(args, loaded, inputs, processes)
         plan = extractor.plan(inputs, args.out)
         if processes.is_main:
             _print_start(extractor, plan, processes.world_size)
@@ -47,6 +45,26 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         return 0 if summary.ok else 1
     finally:
         processes.close()
+
+
+def _engine(args: argparse.Namespace, loaded, inputs, processes):
+    """The extractor of this process. How the model runs is decided once, by rank 0 (it times the model): every
+    process then computes the same numbers, whichever share it has."""
+    from ..distributed import gather_objects
+    from ..engines import Extractor
+
+    def build():
+        return build_engine(Extractor, args, loaded, extraction_clips(args, loaded, inputs.videos),
+                            rank=processes.rank, world_size=processes.world_size)
+
+    if not processes.distributed:
+        return build()
+    extractor = build() if processes.is_main else None
+    choice = gather_objects(processes, extractor.inference if extractor is not None else None)[0]
+    if extractor is None:
+        args.precision, args.compile = choice["precision"], choice["compiled"]
+        extractor = build()
+    return extractor
 
 
 def _print_start(extractor, plan, world_size: int) -> None:
