@@ -21,23 +21,11 @@ from conftest import boring_video, float64_default, relative_error
 from torch import nn
 
 import i3zoo
+from benchmarks.coverage import randomized  # random BatchNorm statistics and affines: no norm is the identity
 from i3zoo.models.designs import Design, StageRule
 from i3zoo.models.time_layers import TimeConv, UninflatableError
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def randomized(net: nn.Module, seed: int = 0) -> nn.Module:
-    """``net`` in eval mode with random BatchNorm statistics and affines (so no norm is the identity)."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in net.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
-            module.running_mean.uniform_(-0.5, 0.5, generator=generator)
-            module.running_var.uniform_(0.5, 2.0, generator=generator)
-            if module.weight is not None:
-                module.weight.data.uniform_(0.5, 1.5, generator=generator)
-                module.bias.data.uniform_(-0.2, 0.2, generator=generator)
-    return net.eval()
 
 
 def equivalence(net: nn.Module, design="i3d", inflation="center", size=32, frames=2) -> float:

@@ -29,6 +29,7 @@ from .layers import (
     LayerSpec,
     Triple,
     check_clip,
+    hold_in_eval,
     min_input_size,
     size_after,
     temporal_padding_mode,
@@ -240,12 +241,7 @@ class I3DNet(nn.Module):
         """``nn.Module.train``, then frozen stages (and, with ``norm_eval``, every BatchNorm) back to eval."""
         super().train(mode)
         if mode and hasattr(self, "norm_eval"):
-            for module in self._frozen_modules():
-                module.eval()
-            if self.norm_eval:
-                for module in self.modules():
-                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                        module.eval()
+            hold_in_eval(self, self._frozen_modules(), self.norm_eval)
         return self
 
     # --- forward ---------------------------------------------------------------------------------------

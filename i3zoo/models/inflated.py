@@ -28,7 +28,7 @@ from ..weights.config import INFLATED_ARCH
 from ..weights.inflate import check_inflation_mode
 from .adapters import adapter_for
 from .designs import DESIGNS, Design, design_named
-from .layers import LayerSpec, check_clip, min_input_size, total_stride, valid_feature_indices
+from .layers import LayerSpec, check_clip, hold_in_eval, min_input_size, total_stride, valid_feature_indices
 from .time_layers import ClipState, TimeConv, TimePool, UninflatableError, fold, unfold
 
 __all__ = ["InflatedNet", "InflatedFeatures", "inflate", "plan_design", "UninflatableError"]
@@ -302,13 +302,8 @@ class InflatedNet(nn.Module):
     def train(self, mode: bool = True) -> "InflatedNet":
         super().train(mode)
         if mode and hasattr(self, "frozen_stages"):
-            for group in self.stage_modules()[:self.frozen_stages + 1]:
-                for module in group:
-                    module.eval()
-            if self.norm_eval:
-                for module in self.modules():
-                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                        module.eval()
+            hold_in_eval(self, [m for group in self.stage_modules()[:self.frozen_stages + 1] for m in group],
+                         self.norm_eval)
         return self
 
     def named_design(self) -> str:

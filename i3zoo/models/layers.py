@@ -14,8 +14,8 @@ from torch import nn
 
 from ..weights.inflate import check_inflation_mode
 
-__all__ = ["LayerSpec", "InflatedConv3d", "temporal_padding_mode", "output_size", "size_after", "min_input_size",
-           "valid_feature_indices", "check_clip"]
+__all__ = ["LayerSpec", "InflatedConv3d", "hold_in_eval", "temporal_padding_mode", "output_size", "size_after",
+           "min_input_size", "valid_feature_indices", "check_clip"]
 
 Triple = Tuple[int, int, int]
 
@@ -164,3 +164,14 @@ def check_clip(x: torch.Tensor, *, model_name: str, in_chans: int, min_size: Tri
             f"{min_t}x{min_h}x{min_w} (T x H x W)"
         )
     return x
+
+
+def hold_in_eval(model: nn.Module, frozen: Iterable[nn.Module], norm_eval: bool) -> None:
+    """MMAction2's training conventions after ``model.train()``: the ``frozen`` modules (frozen stages) back in
+    eval mode, and with ``norm_eval`` every BatchNorm too (running statistics used, never updated)."""
+    for module in frozen:
+        module.eval()
+    if norm_eval:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
