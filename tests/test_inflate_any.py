@@ -285,3 +285,22 @@ def test_committed_coverage_table_holds_for_a_sample():
             (lambda n=row["architecture"]: torchvision.models.get_model(n, weights=None))
         fresh = run(row["architecture"], build)
         assert (fresh["exact"], fresh["time"]) == (row["exact"], row["time"]), key
+
+
+def test_fine_tune_an_inflated_network(tmp_path):
+    """``i3zoo train``'s engine takes an inflate: name; the trained folder's card says it was fine-tuned, and it
+    loads back as the same network."""
+    from motion_videos import write_motion_dataset
+
+    from i3zoo.train import TrainConfig, fit
+
+    write_motion_dataset(tmp_path / "train", 2, seed=0)
+    result = fit(TrainConfig(train=str(tmp_path / "train"), output=str(tmp_path / "run"),
+                             model="inflate:timm/test_resnet", pretrained=False, design="c2d",
+                             epochs=1, batch_size=2, clip_len=2, crop_size=32, workers=0, progress=False))
+    folder = Path(result.folder) if hasattr(result, "folder") else tmp_path / "run"
+    saved = [p.parent for p in folder.rglob("config.json")]
+    assert saved, list(folder.rglob("*"))
+    assert "fine-tuned" in (saved[0] / "README.md").read_text()
+    loaded = i3zoo.create_model(f"local-dir:{saved[0]}", pretrained=True)
+    assert isinstance(loaded, i3zoo.InflatedNet) and loaded.design.name == "c2d"

@@ -93,8 +93,8 @@ class TrainConfig:
     train: str = _option(help="class-per-folder directory or path,label list", metavar="PATH")
     output: str = _option(help="checkpoint.pt, metrics.jsonl, last/ and best/ (save_pretrained folders)",
                           metavar="DIR")
-    model: str = _option("i3resnet50", help="a registered name (i3resnet50, i3resnet50.tv_in1k), hf-hub:ORG/NAME or "
-                                            "local-dir:PATH")
+    model: str = _option("i3resnet50", help="a registered name (i3resnet50, i3resnet50.tv_in1k), hf-hub:ORG/NAME, "
+                                            "local-dir:PATH or a 2D CNN to inflate, inflate:timm/NAME")
     val: Optional[str] = _option(None, help="validation set, the same kinds (evaluated each epoch)", metavar="PATH")
     pretrained: bool = _option(True, help="start from the model's weights (inflated ImageNet, or the pre-inflated "
                                           "folder)",
@@ -103,6 +103,9 @@ class TrainConfig:
     pretrained_cfg_overlay: Optional[Dict[str, Any]] = _option(
         None, help='the source of the weights, e.g. dict(file="resnet50.pth"), as i3zoo.create_model takes it')
     inflation: Optional[str] = _option(None, help="center or mean, for registered models (None: the model's default)")
+    design: Optional[str] = _option(None, help="the temporal design of an inflate:timm/NAME or "
+                                               "inflate:torchvision/NAME model (None: i3d)",
+                                    choices=("c2d", "i3d", "slowonly"))
     model_kwargs: Dict[str, Any] = _option(
         help="further model arguments, e.g. block_counts=(1, 1, 1, 1) for a shallow ResNet of the same family in "
              "quick experiments. A config.json cannot rebuild such a model, so no last/ or best/ folder is written "
@@ -186,6 +189,10 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     preinflated = config.model.startswith(("hf-hub:", "local-dir:"))
     if config.inflation is not None and not preinflated:
         kwargs["inflation"] = config.inflation
+    if config.design is not None:
+        if not config.model.startswith("inflate:"):
+            raise ValueError(f"design applies to inflate: models; {config.model} has its own design")
+        kwargs["design"] = config.design
     torch.manual_seed(config.seed)  # the fresh classifier's initialisation
     model = create_model(config.model, pretrained=config.pretrained,
                          pretrained_cfg_overlay=config.pretrained_cfg_overlay, **kwargs)
