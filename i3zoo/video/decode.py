@@ -15,6 +15,7 @@ decoder that drops a frame cannot shift the frames of a clip.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
 
@@ -22,6 +23,7 @@ import torch
 
 from .decoders import StreamIndex, VideoError, backend_choices, decoder_class, resolve_backend
 from .decoders._interface import PathLike
+from .decoders.pyav import open_container
 from .decoders.torchcodec import torchcodec_status
 
 __all__ = ["BACKENDS", "VideoError", "VideoReader", "open_video", "resolve_backend", "torchcodec_status"]
@@ -50,7 +52,8 @@ class VideoReader:
         self._index = _scan_pyav(self.path)
         if not self._index.pts:
             raise VideoError(path, "no decodable video frame (the video stream holds no timestamped packet)")
-        self._decoder = decoder(self.path, self._index)
+        with self._decoding():
+            self._decoder = decoder(self.path, self._index)
 
     @property
     def num_frames(self) -> int:
@@ -88,7 +91,8 @@ class VideoReader:
         indices = [int(i) for i in indices]
         self._check_indices(indices)
         wanted = sorted(set(indices))
-        frames = self._decoder.get_frames(wanted)
+        with self._decoding():
+            frames = self._decoder.get_frames(wanted)
         self._check_complete(wanted, frames)
         return torch.stack([frames[i] for i in indices])
 
@@ -108,7 +112,7 @@ class VideoReader:
                 last_use[i] = number
         held: Dict[int, torch.Tensor] = {}
         next_clip = 0
-        for index, frame in self._decoder.iter_frames(sorted(last_use)):
+        for index, frame in self._guarded(self._decoder.iter_frames(sorted(last_use))):
             held[index] = frame
             # a clip is complete when all its frames are held; clips complete in order of their last frame,
             # which for sorted sliding windows is their order
@@ -121,6 +125,26 @@ class VideoReader:
         if next_clip < len(clips):
             missing = sorted(i for i in set(clips[next_clip]) if i not in held)
             self._check_complete(missing, {})
+
+    @contextlib.contextmanager
+    def _decoding(self) -> Iterator[None]:
+        """Any exception a decoder raises while reading this file (FFmpeg's, a codec library's, a bad tag's
+        ``UnicodeDecodeError``, a plug-in's own) is this file's failure: a :class:`VideoError` that names it."""
+        try:
+            yield
+        except VideoError:
+            raise
+        except Exception as e:  # KeyboardInterrupt and SystemExit are not Exceptions: they still stop the run
+            raise VideoError(self.path, f"decoding failed ({self.backend}: {type(e).__name__}: {e})") from None
+
+    def _guarded(self, frames: Iterator[Tuple[int, torch.Tensor]]) -> Iterator[Tuple[int, torch.Tensor]]:
+        """:meth:`_decoding` around each step of a decoder's streaming read."""
+        while True:
+            with self._decoding():
+                item = next(frames, None)
+            if item is None:
+                return
+            yield item
 
     def _check_indices(self, indices: Sequence[int]) -> None:
         bad = [i for i in indices if not 0 <= i < self.num_frames]
@@ -138,32 +162,42 @@ class VideoReader:
 
 def _scan_pyav(path: Path) -> StreamIndex:
     """The video stream's packet timestamps (sorted: packets come in decode order) and frame size."""
+    try:
+        container = open_container(path)
+    except Exception as e:  # FFmpeg's errors, OSError, and whatever else a hostile file provokes
+        raise VideoError(path, f"not a readable video file ({type(e).__name__}: {e})") from None
+    try:
+        return _index_of(path, container)
+    except VideoError:
+        raise
+    except Exception as e:
+        raise VideoError(path, f"its video stream cannot be read ({type(e).__name__}: {e})") from None
+    finally:
+        container.close()
+
+
+def _index_of(path: Path, container) -> StreamIndex:
     import av
 
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise VideoError(path, f"no video stream (streams: {', '.join(kinds)})")
+    stream = container.streams.video[0]
+    if stream.time_base is None:
+        raise VideoError(path, "the video stream has no time base, so its frames have no times")
+    pts: List[int] = []
     try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as e:
-        raise VideoError(path, f"not a readable video file ({e})") from None
-    with container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise VideoError(path, f"no video stream (streams: {', '.join(kinds)})")
-        stream = container.streams.video[0]
-        if stream.time_base is None:
-            raise VideoError(path, "the video stream has no time base, so its frames have no times")
-        pts: List[int] = []
-        try:
-            for packet in container.demux(stream):
-                # the flushing packet at the end has no data; a packet without pts (raw streams) has no time; a
-                # packet an MP4 edit list cuts off is marked discard and never becomes a frame
-                if packet.size and packet.pts is not None and not packet.is_discard:
-                    pts.append(packet.pts)
-        except av.FFmpegError:
-            pass  # a truncated file: the packets read so far are indexed; decoding says which really decode
-        codec = stream.codec_context.name
-        width, height = stream.codec_context.width, stream.codec_context.height
-        pts.sort()
-        return StreamIndex(pts=pts, time_base=float(stream.time_base), width=width, height=height, codec=codec)
+        for packet in container.demux(stream):
+            # the flushing packet at the end has no data; a packet without pts (raw streams) has no time; a
+            # packet an MP4 edit list cuts off is marked discard and never becomes a frame
+            if packet.size and packet.pts is not None and not packet.is_discard:
+                pts.append(packet.pts)
+    except av.FFmpegError:
+        pass  # a truncated file: the packets read so far are indexed; decoding says which really decode
+    codec = stream.codec_context.name
+    width, height = stream.codec_context.width, stream.codec_context.height
+    pts.sort()
+    return StreamIndex(pts=pts, time_base=float(stream.time_base), width=width, height=height, codec=codec)
 
 
 def open_video(path: PathLike, backend: str = "auto") -> VideoReader:
