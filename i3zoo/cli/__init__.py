@@ -32,6 +32,7 @@ from typing import List, Optional
 
 from . import export_onnx, extract, predict, publish, train, verify
 from . import list as list_command
+from .model_options import frame_limits_from
 
 COMMANDS = (list_command, verify, publish, extract, predict, train, export_onnx)
 
@@ -85,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # (`list` here is the list command module); `train --nproc N` hands them on to torchrun
     args.argv = [*(sys.argv[1:] if argv is None else argv)]
     try:
-        with offline_mode(getattr(args, "offline", False)):
+        with offline_mode(getattr(args, "offline", False)), frame_limits_from(args):
             return args.func(args)
     except (UsageError, CheckpointError, ValueError, TypeError, OSError) as e:
         message = " ".join(str(e).split()) or type(e).__name__

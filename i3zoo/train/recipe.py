@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Subset
 
 from ..files import write_atomically
 from ..registry import create_model
+from ..text import MAX_CLASSES
 from ..video import transforms_for
 from ..weights.hub import save_pretrained
 from .data import (
@@ -152,14 +153,16 @@ class TrainConfig:
             raise ValueError(f"workers and save_every must be >= 0; got {self.workers}, {self.save_every}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
-        if self.grad_clip < 0 or self.warmup_epochs < 0:
-            raise ValueError(f"grad_clip and warmup_epochs must be >= 0; got {self.grad_clip}, {self.warmup_epochs}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr (--lr) must be a finite number > 0; got {self.lr}")
+        for name in ("grad_clip", "warmup_epochs"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a finite number >= 0; got {value}")
         if self.amp and self.float64:
             raise ValueError("amp (bfloat16 autocast) and float64 exclude each other")
-        if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1; got {self.num_classes}")
+        if self.num_classes is not None and not 1 <= self.num_classes <= MAX_CLASSES:
+            raise ValueError(f"num_classes must be from 1 to {MAX_CLASSES:,}; got {self.num_classes}")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise ValueError("tensorboard logs need the tensorboard package: pip install 'i3zoo[tensorboard]'")
 

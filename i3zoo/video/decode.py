@@ -11,11 +11,21 @@ Frame indices count frames in presentation order. Their times come from the stre
 mode scans too), so variable-frame-rate files get their true times. Every decoder is given this one index and
 matches a decoded frame to its index by its timestamp, never by counting, so a seek that lands early or a
 decoder that drops a frame cannot shift the frames of a clip.
+
+What a file declares is checked before a frame is decoded (:func:`frame_limits`): frames beyond
+:data:`MAX_FRAME_PIXELS` pixels or with a long side more than :data:`MAX_ASPECT_RATIO` times the short side are
+that file's failure, as Pillow refuses images beyond its ``MAX_IMAGE_PIXELS``; so a few kilobytes cannot become
+gigabytes of frames (a 4000x1 video is 4000 x 256 pixels once its short side is resized to 256). The limits are
+raised with the environment variables :data:`MAX_PIXELS_ENV` / :data:`MAX_ASPECT_ENV` (what every command's
+``--max-frame-pixels`` / ``--max-aspect-ratio`` set, so that ``DataLoader`` workers and ``torchrun``'s processes
+see them too).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
 
@@ -26,9 +36,51 @@ from .decoders._interface import PathLike
 from .decoders.pyav import open_container
 from .decoders.torchcodec import torchcodec_status
 
-__all__ = ["BACKENDS", "VideoError", "VideoReader", "open_video", "resolve_backend", "torchcodec_status"]
+__all__ = ["BACKENDS", "VideoError", "VideoReader", "open_video", "resolve_backend", "torchcodec_status",
+           "MAX_FRAME_PIXELS", "MAX_ASPECT_RATIO", "MAX_PIXELS_ENV", "MAX_ASPECT_ENV", "frame_limits"]
 
 BACKENDS = backend_choices()  # the built-in ones; backend_choices() also lists decoders registered later
+#: the default largest frame, in pixels: 8K UHD (7680 x 4320 = 33.2 million) and a little more
+MAX_FRAME_PIXELS = 40_000_000
+#: the default largest ratio of a frame's long side to its short side (ultra-wide 32:9 is 3.6, 360-degree video 2)
+MAX_ASPECT_RATIO = 8.0
+MAX_PIXELS_ENV, MAX_ASPECT_ENV = "I3ZOO_MAX_FRAME_PIXELS", "I3ZOO_MAX_ASPECT_RATIO"
+
+
+def frame_limits() -> Tuple[int, float]:
+    """(largest frame in pixels, largest long-to-short side ratio) a file may declare: the defaults
+    (:data:`MAX_FRAME_PIXELS`, :data:`MAX_ASPECT_RATIO`) or the environment's :data:`MAX_PIXELS_ENV` and
+    :data:`MAX_ASPECT_ENV`.
+
+    Raises:
+        ValueError: an environment variable that is not a number >= 1.
+    """
+    limits = []
+    for name, default, kind in ((MAX_PIXELS_ENV, MAX_FRAME_PIXELS, int), (MAX_ASPECT_ENV, MAX_ASPECT_RATIO, float)):
+        text = os.environ.get(name)
+        try:
+            value = default if text is None else kind(text)
+        except ValueError:
+            value = 0
+        if not (math.isfinite(value) and value >= 1):
+            raise ValueError(f"{name}={text!r}: must be a number >= 1 (default {default:g})")
+        limits.append(value)
+    return limits[0], limits[1]
+
+
+def _check_frame_size(path: Path, index: StreamIndex) -> None:
+    """Refuse, before decoding, frames whose size alone would take more memory than a video should."""
+    width, height = index.width, index.height
+    if width < 1 or height < 1:
+        raise VideoError(path, f"the video stream declares frames of {width}x{height} pixels")
+    max_pixels, max_aspect = frame_limits()
+    if width * height > max_pixels:
+        raise VideoError(path, f"frames of {width}x{height} = {width * height:,} pixels are beyond the limit of "
+                               f"{max_pixels:,} (raise it with --max-frame-pixels or {MAX_PIXELS_ENV})")
+    aspect = max(width, height) / min(width, height)
+    if aspect > max_aspect:
+        raise VideoError(path, f"frames of {width}x{height} have an aspect ratio of {aspect:.4g}, beyond the limit of "
+                               f"{max_aspect:g} (raise it with --max-aspect-ratio or {MAX_ASPECT_ENV})")
 
 
 class VideoReader:
@@ -52,6 +104,7 @@ class VideoReader:
         self._index = _scan_pyav(self.path)
         if not self._index.pts:
             raise VideoError(path, "no decodable video frame (the video stream holds no timestamped packet)")
+        _check_frame_size(self.path, self._index)
         with self._decoding():
             self._decoder = decoder(self.path, self._index)
 
