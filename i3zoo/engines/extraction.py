@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..files import write_atomically
+from .folder_settings import claim_folder
 from .loading import LoadedModel, load_model
 
 __all__ = ["Extractor", "extract", "ExtractionSummary", "Inputs", "Plan", "find_inputs", "output_paths", "FORMATS",
@@ -317,6 +318,7 @@ class Extractor:
         dataset = VideoWindows([v for v, _ in plan.todo], clip_len=settings["clip_len"], step=settings["step"],
                                frame_interval=settings["frame_interval"], fps=settings["fps"], transform=transform,
                                backend=self.backend)
+        claim_folder(plan.out, dict(settings, format=self.format))  # once the settings are checked, before any write
         loader = DataLoader(dataset, batch_size=None, num_workers=self.workers)
         job = _Job(self, plan, Progress(len(plan.todo), self.loaded.banner, enabled=progress))
         for item in loader:

@@ -45,12 +45,15 @@ class _LabelledClips(Dataset):
     """Shared by the folder and list datasets: (path, label) samples -> (clip, label) items."""
 
     def __init__(self, samples: List[Tuple[Path, int]], classes: List[str], *, clip_len: int, frame_interval: int,
-                 num_clips: int, train: bool, transform: Transform, backend: str, seed: Optional[int]):
+                 num_clips: int, train: bool, transform: Transform, backend: str, seed: Optional[int],
+                 sampler: str = "spread"):
         if train and num_clips != 1:
             raise ValueError(f"training takes one random clip per video; got num_clips={num_clips}")
         self.samples, self.classes = samples, classes
         self.clip_len, self.frame_interval, self.num_clips = clip_len, frame_interval, num_clips
         self.train, self.transform, self.backend, self.seed = train, transform, backend, seed
+        self.sampler = sampler  # evaluation's clip sampler (i3zoo.video.evenly_spaced_clips); its name is checked now
+        evenly_spaced_clips(1, 1, sampler=sampler)
         self._epoch = 0
 
     def __len__(self) -> int:
@@ -67,7 +70,8 @@ class _LabelledClips(Dataset):
             if self.seed is not None:
                 generator = torch.Generator().manual_seed(hash((self.seed, self._epoch, index)) & 0x7FFFFFFF)
             return random_clip(num_frames, self.clip_len, self.frame_interval, generator=generator)
-        return evenly_spaced_clips(num_frames, self.clip_len, self.frame_interval, self.num_clips)
+        return evenly_spaced_clips(num_frames, self.clip_len, self.frame_interval, self.num_clips,
+                                   sampler=self.sampler)
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
         """``(clip, label)``: clip (C, T, H, W) after the transform (uint8 (T, C, H, W) without one); with
@@ -95,10 +99,12 @@ class VideoFolder(_LabelledClips):
         transform: e.g. :func:`i3zoo.video.transforms_for`; applied to each clip's uint8 (T, C, H, W) frames.
         backend: the decoding backend.
         seed: makes training clips reproducible (see :meth:`set_epoch`); None draws from torch's global RNG.
+        sampler: how evaluation clips are spread (:func:`i3zoo.video.evenly_spaced_clips`).
     """
 
     def __init__(self, root: PathLike, clip_len: int, frame_interval: int = 1, *, num_clips: int = 1,
-                 train: bool = False, transform: Transform = None, backend: str = "auto", seed: Optional[int] = None):
+                 train: bool = False, transform: Transform = None, backend: str = "auto", seed: Optional[int] = None,
+                 sampler: str = "spread"):
         root = Path(root)
         if not root.is_dir():
             raise ValueError(f"{root} is not a folder")
@@ -107,7 +113,7 @@ class VideoFolder(_LabelledClips):
         if not samples:
             raise ValueError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) in class folders under {root}")
         super().__init__(samples, classes, clip_len=clip_len, frame_interval=frame_interval, num_clips=num_clips,
-                         train=train, transform=transform, backend=backend, seed=seed)
+                         train=train, transform=transform, backend=backend, seed=seed, sampler=sampler)
 
 
 def read_label_list(path: PathLike) -> List[str]:
@@ -168,7 +174,7 @@ class VideoList(_LabelledClips):
     def __init__(self, list_file: PathLike, clip_len: int, frame_interval: int = 1, *,
                  label_names: Union[Sequence[str], PathLike, None] = None, root: Optional[PathLike] = None,
                  num_clips: int = 1, train: bool = False, transform: Transform = None, backend: str = "auto",
-                 seed: Optional[int] = None):
+                 seed: Optional[int] = None, sampler: str = "spread"):
         list_file = Path(list_file)
         root = Path(root) if root is not None else list_file.parent
         if isinstance(label_names, (str, os.PathLike)):
@@ -192,7 +198,7 @@ class VideoList(_LabelledClips):
         if label_names is None and any(_INDEX.fullmatch(label) for _, _, label in rows) and classes:
             raise ValueError(f"{list_file} mixes label names and indices; give label_names to say which is which")
         super().__init__(samples, classes, clip_len=clip_len, frame_interval=frame_interval, num_clips=num_clips,
-                         train=train, transform=transform, backend=backend, seed=seed)
+                         train=train, transform=transform, backend=backend, seed=seed, sampler=sampler)
 
 
 class VideoWindows(IterableDataset):

@@ -99,6 +99,7 @@ class VideoReader:
         self.path = Path(path)
         decoder = decoder_class(backend)
         self.backend = decoder.name
+        self._rotation = None
         if not self.path.is_file():
             raise VideoError(path, "no such file")
         self._index = _scan_pyav(self.path)
@@ -126,6 +127,18 @@ class VideoReader:
     @property
     def codec(self) -> str:
         return self._index.codec
+
+    @property
+    def rotation(self) -> int:
+        """Degrees by which the stream's display matrix rotates its frames counterclockwise (PyAV's
+        ``VideoFrame.rotation``; 0 without one), as phones record portrait video. Frames are returned as stored,
+        not rotated: the models were trained on frames as stored, and every decoder agrees on them. Read from
+        the first frame, decoded once, on first use."""
+        if self._rotation is None:
+            with self._decoding(), open_container(self.path) as container:
+                frame = next(container.decode(container.streams.video[0]), None)
+                self._rotation = int(frame.rotation) if frame is not None else 0
+        return self._rotation
 
     def frame_durations(self) -> torch.Tensor:
         """(num_frames,) float64 seconds each frame is shown: the gap to the next one; the last frame gets the

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["MAX_FPS", "MAX_HOLD_SECONDS", "Clips",
+__all__ = ["MAX_FPS", "MAX_HOLD_SECONDS", "SAMPLERS", "Clips",
            "sliding_windows", "evenly_spaced_clips", "random_clip", "resample_by_time"]
 
 
@@ -180,12 +180,25 @@ def sliding_windows(
     return Clips(indices=indices, padded=positions.padded, start=start, end=end)
 
 
-def evenly_spaced_clips(num_frames: int, clip_len: int, frame_interval: int = 1, num_clips: int = 1) -> Clips:
+#: the test-mode clip samplers :func:`evenly_spaced_clips` offers, by name
+SAMPLERS = ("spread", "mmaction2_0x")
+
+
+def evenly_spaced_clips(num_frames: int, clip_len: int, frame_interval: int = 1, num_clips: int = 1, *,
+                        sampler: str = "spread") -> Clips:
     """``num_clips`` clips spread evenly over the video, for prediction and evaluation.
 
-    MMAction2's ``SampleFrames`` in test mode: the video minus one clip's extent (``clip_len *
-    frame_interval``) is cut into ``num_clips`` equal parts and a clip starts in the middle of each; a video
-    too short starts every clip at 0. Indices past the end repeat the last frame.
+    Two published protocols (``sampler``):
+
+    * ``"spread"`` (the default): MMAction2's ``SampleFrames`` in test mode since 1.0
+      (``mmaction/datasets/transforms/loading.py``), as PySlowFast and PyTorchVideo's
+      ``ConstantClipsPerVideoSampler`` evaluate Kinetics: the first clip starts at frame 0, the last at the last
+      start that fits (``num_frames - span``), the others rounded (half to even) in between; one clip sits in
+      the middle.
+    * ``"mmaction2_0x"``: MMAction2 0.x's test mode: the video minus one clip's extent (``clip_len *
+      frame_interval``) is cut into ``num_clips`` equal parts and a clip starts in the middle of each.
+
+    A video too short starts every clip at 0. Indices past the end repeat the last frame.
 
     Returns:
         :class:`Clips` with indices (num_clips, clip_len).
@@ -194,12 +207,21 @@ def evenly_spaced_clips(num_frames: int, clip_len: int, frame_interval: int = 1,
     _check("clip_len", clip_len)
     _check("frame_interval", frame_interval)
     _check("num_clips", num_clips)
-    extent = clip_len * frame_interval
-    average_gap = (num_frames - extent + 1) / num_clips
-    if num_frames > extent - 1:
-        offsets = (torch.arange(num_clips, dtype=torch.float64) * average_gap + average_gap / 2).floor()
+    if sampler == "spread":
+        latest = max(num_frames - ((clip_len - 1) * frame_interval + 1), 0)
+        if num_clips > 1:
+            offsets = torch.round(torch.arange(num_clips, dtype=torch.float64) * (latest / (num_clips - 1)))
+        else:
+            offsets = torch.full((1,), latest // 2, dtype=torch.float64)
+    elif sampler == "mmaction2_0x":
+        extent = clip_len * frame_interval
+        average_gap = (num_frames - extent + 1) / num_clips
+        if num_frames > extent - 1:
+            offsets = (torch.arange(num_clips, dtype=torch.float64) * average_gap + average_gap / 2).floor()
+        else:
+            offsets = torch.zeros(num_clips)
     else:
-        offsets = torch.zeros(num_clips)
+        raise ValueError(f"unknown clip sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     return _repeat_last(offsets, clip_len, frame_interval, num_frames)
 
 
