@@ -220,12 +220,11 @@ def test_label_indices_and_names_have_a_ceiling(tmp_path, videos):
 @pytest.mark.parametrize("command, flag, value, message", [
     ("predict", "--clip-len", "0", "argument --clip-len: must be >= 1; got 0"),
     ("predict", "--crop-size", "0", "argument --crop-size: must be >= 1; got 0"),
-    ("predict", "--num-clips", "0", "argument --num-clips: must be >= 1; got 0"),
-    ("predict", "--top-k", "x", "argument --top-k: must be a whole number >= 1; got 'x'"),
+    ("predict", "--frame-interval", "x", "argument --frame-interval: must be a whole number >= 1; got 'x'"),
     ("extract", "--fps", "nan", "argument --fps: must be a finite number > 0; got 'nan'"),
     ("extract", "--fps", "inf", "argument --fps: must be a finite number > 0; got 'inf'"),
     ("extract", "--fps", "5000", "fps must be a positive number, at most 1000; got 5000"),
-    ("extract", "--step", "0", "argument --step: must be >= 1; got 0"),
+    ("extract", "--max-aspect-ratio", "0.5", "--max-aspect-ratio must be a number >= 1; got 0.5"),
     ("train", "--lr", "nan", "lr (--lr) must be a finite number > 0; got nan"),
     ("train", "--grad-clip", "inf", "grad_clip (--grad-clip) must be a finite number >= 0; got inf"),
     ("train", "--warmup-epochs", "nan", "warmup_epochs (--warmup-epochs) must be a finite number >= 0; got nan"),
@@ -371,7 +370,8 @@ def test_a_job_with_other_settings_is_refused_before_it_writes(tmp_path, videos,
     with pytest.raises(UsageError, match=r"holds features made with other settings \(clip_len: 2 there, 3 here; "
                                          r"step: 2 there, 3 here\)"):
         other.extract([videos["latin1"]], out, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["good.mp4.safetensors", "i3zoo-settings.json"]
+    assert [p.name for p in out.iterdir()] == ["good.mp4.safetensors"]
+    assert (tmp_path / ".features.i3zoo-settings.json").is_file()  # beside the folder
 
 
 def test_of_jobs_starting_at_once_exactly_one_claims_the_folder(tmp_path):
@@ -389,8 +389,8 @@ def test_of_jobs_starting_at_once_exactly_one_claims_the_folder(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         winners = [k for k in pool.map(claim, range(16)) if k is not None]
     assert len(winners) == 1
-    assert json.loads((tmp_path / "out" / "i3zoo-settings.json").read_text()) == {"clip_len": winners[0]}
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["i3zoo-settings.json"]  # no temporary left
+    assert json.loads((tmp_path / ".out.i3zoo-settings.json").read_text()) == {"clip_len": winners[0]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.i3zoo-settings.json", "out"]  # no temporary left
 
 
 # --- 8. fidelity to the published protocols ---------------------------------------------------------------------

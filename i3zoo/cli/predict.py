@@ -12,7 +12,7 @@ import json
 import sys
 
 from ..text import printable
-from .model_options import add_model_arguments, engine_options, load_model_from_args, whole_number
+from .model_options import add_model_arguments, engine_options, load_model_from_args
 
 
 def _print_table(predictions, banner: str) -> None:
@@ -54,8 +54,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="top-k classes per video, averaged over evenly spaced clips")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
     add_model_arguments(p)
-    p.add_argument("--num-clips", type=whole_number(), default=3,
+    p.add_argument("--num-clips", type=int, default=3,
                    help="evenly spaced clips averaged per video (default 3)")
-    p.add_argument("--top-k", type=whole_number(), default=5)
+    p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_predict)

@@ -19,7 +19,7 @@ from dataclasses import MISSING, fields
 from typing import Any, Dict, List, Optional, Set
 
 from ..errors import UsageError
-from .model_options import add_model_arguments, whole_number
+from .model_options import add_model_arguments
 
 #: TrainConfig fields without a flag of their own, and why
 NOT_FLAGS = {"model_kwargs": "Python only (architecture arguments a saved config cannot rebuild)",
@@ -111,5 +111,5 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="fine-tune on videos (one process, or many with torchrun / --nproc)")
     add_config_arguments(p)
     p.set_defaults(device="auto")  # extract's default is cpu; training takes the GPU when there is one
-    p.add_argument("--nproc", type=whole_number(), help="run N processes on this machine through torchrun")
+    p.add_argument("--nproc", type=int, help="run N processes on this machine through torchrun")
     p.set_defaults(func=_cmd_train)

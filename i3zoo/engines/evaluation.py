@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from os import PathLike
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -90,6 +91,8 @@ def evaluate(list_file: Union[str, PathLike], model: Union[str, LoadedModel], *,
     """
     from ..video import VideoError, VideoList, transforms_for
 
+    if not Path(list_file).is_file():
+        raise UsageError(f"{list_file}: no such list file (give a file of 'path,label' lines)")
     loaded = load_model(model) if isinstance(model, str) else model
     protocol = protocol_of(loaded, **overrides)
     transform = transforms_for(loaded.model, crop_size=protocol.crop_size, three_crop=protocol.num_crops == 3)

@@ -1,11 +1,13 @@
-"""One settings per output folder: the first job to write into a folder records its settings there, and a job
-with other settings is refused before it writes anything (:func:`claim_folder`).
+"""One settings per output folder: the first job to write into a folder records its settings, and a job with
+other settings is refused before it writes anything (:func:`claim_folder`).
 
 Each output file records the settings that made it, so a rerun skips what is complete; but two jobs started at
 once with different settings on one ``--out`` would each write their own videos and both succeed into a mix. The
 folder's record is created the way ``git`` and Mercurial take a lock: written whole under a temporary name and
 hard-linked to its final name, which fails if the name exists, so exactly one writer wins even across machines
-sharing the folder (a file system without hard links falls back to ``O_CREAT | O_EXCL``).
+sharing the folder (a file system without hard links falls back to ``O_CREAT | O_EXCL``). The record lies beside
+the folder, ``.NAME.i3zoo-settings.json`` (as ``save_pretrained``'s lock lies beside its folder), so the folder
+holds the outputs and nothing else.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from typing import Any, Dict, Union
 
 from ..errors import UsageError
 
-__all__ = ["SETTINGS_NAME", "claim_folder"]
+__all__ = ["settings_record", "claim_folder"]
 
-SETTINGS_NAME = "i3zoo-settings.json"
+
+def settings_record(out: Union[str, os.PathLike]) -> Path:
+    """Where the settings of output folder ``out`` are recorded: ``.NAME.i3zoo-settings.json`` beside it."""
+    out = Path(out).resolve()
+    return out.parent / f".{out.name}.i3zoo-settings.json"
 
 
 def _create_once(path: Path, text: str) -> bool:
@@ -54,7 +60,7 @@ def _read(path: Path) -> Dict[str, Any]:
 
 
 def claim_folder(out: Union[str, os.PathLike], settings: Dict[str, Any]) -> None:
-    """Record ``settings`` as ``out``'s (``out/i3zoo-settings.json``) if it has none yet; else check they are the
+    """Record ``settings`` as ``out``'s (:func:`settings_record`) if it has none yet; else check they are the
     recorded ones.
 
     Raises:
@@ -62,7 +68,7 @@ def claim_folder(out: Union[str, os.PathLike], settings: Dict[str, Any]) -> None
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / SETTINGS_NAME
+    path = settings_record(out)
     wanted = json.loads(json.dumps(settings))  # as read back
     if _create_once(path, json.dumps(wanted, indent=1, sort_keys=True) + "\n"):
         return

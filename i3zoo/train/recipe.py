@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Subset
 
 from ..files import write_atomically
 from ..registry import create_model, model_class
-from ..text import MAX_CLASSES, card_text
+from ..text import MAX_CLASSES, card_text, printable
 from ..video import transforms_for
 from ..weights.hub import save_pretrained
 from ..weights.verify import seeded_2d_state_dict
@@ -212,8 +212,8 @@ def _parameter_dtype(model: nn.Module) -> torch.dtype:
 def report_unreadable(unreadable: List[Unreadable], what: str) -> None:
     """Name each unreadable video on stderr (every process reports the ones it met)."""
     for item in unreadable:
-        print(f"i3zoo train: skipped an unreadable {what} video, {item.path}: {item.reason}", file=sys.stderr,
-              flush=True)
+        print(f"i3zoo train: skipped an unreadable {what} video, {printable(item.path)}: {printable(item.reason)}",
+              file=sys.stderr, flush=True)
 
 
 # --- evaluation --------------------------------------------------------------------------------------------
