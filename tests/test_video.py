@@ -243,13 +243,14 @@ def _mmaction_test_clips(num_frames, clip_len, frame_interval, num_clips):
 
 
 def test_evenly_spaced_clips_are_mmaction_test_mode():
-    assert evenly_spaced_clips(100, clip_len=8, frame_interval=2, num_clips=3).tolist() == [
+    # MMAction2 0.x's test mode, kept as a named sampler (the default follows MMAction2 >= 1.0: test_reliability_iii)
+    assert evenly_spaced_clips(100, clip_len=8, frame_interval=2, num_clips=3, sampler="mmaction2_0x").tolist() == [
         list(range(14, 29, 2)), list(range(42, 57, 2)), list(range(70, 85, 2))]
     for num_frames in (1, 5, 15, 16, 17, 64, 301):
         for clip_len, interval, num_clips in ((8, 2, 3), (4, 1, 1), (16, 4, 10), (1, 1, 5)):
-            clips = evenly_spaced_clips(num_frames, clip_len, interval, num_clips)
+            clips = evenly_spaced_clips(num_frames, clip_len, interval, num_clips, sampler="mmaction2_0x")
             assert clips.tolist() == _mmaction_test_clips(num_frames, clip_len, interval, num_clips)
-    short = evenly_spaced_clips(5, clip_len=4, frame_interval=2, num_clips=2)
+    short = evenly_spaced_clips(5, clip_len=4, frame_interval=2, num_clips=2, sampler="mmaction2_0x")
     assert short.tolist() == [[0, 2, 4, 4]] * 2 and short.padded.tolist() == [1, 1]
 
 

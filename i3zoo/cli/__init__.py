@@ -9,6 +9,7 @@
     i3zoo push local-dir:run/best --repo ORG/NAME       upload a saved (e.g. fine-tuned) folder as it is
     i3zoo extract videos/ --model i3resnet50 --out feats/  features of sliding windows, one file per video
     i3zoo predict clip.mp4 --model i3resnet50.tv_in1k      top-k labels per video, averaged over clips
+    i3zoo evaluate val.csv --model i3resnet50_i3d.ptv_k400  top-1/top-5 with the weights' multi-view protocol
     i3zoo export-onnx --model i3resnet50.tv_in1k --out m.onnx  one ONNX file, dynamic batch and clip length
     i3zoo train --train DIR --val DIR --model i3resnet50 --output run/   fine-tune (torchrun for many processes)
 
@@ -30,10 +31,11 @@ import os
 import sys
 from typing import List, Optional
 
-from . import export_onnx, extract, predict, publish, train, verify
+from . import evaluate, export_onnx, extract, predict, publish, train, verify
 from . import list as list_command
+from .model_options import frame_limits_from
 
-COMMANDS = (list_command, verify, publish, extract, predict, train, export_onnx)
+COMMANDS = (list_command, verify, publish, extract, predict, evaluate, train, export_onnx)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,16 +81,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run one command; a usage mistake, a bad argument or a bad file is one line on stderr and exit code 2, not a
     traceback."""
     from ..errors import UsageError
+    from ..text import printable
     from ..weights.checkpoints import CheckpointError
 
     args = build_parser().parse_args(argv)
     # (`list` here is the list command module); `train --nproc N` hands them on to torchrun
     args.argv = [*(sys.argv[1:] if argv is None else argv)]
     try:
-        with offline_mode(getattr(args, "offline", False)):
+        with offline_mode(getattr(args, "offline", False)), frame_limits_from(args):
             return args.func(args)
     except (UsageError, CheckpointError, ValueError, TypeError, OSError) as e:
-        message = " ".join(str(e).split()) or type(e).__name__
+        message = printable(" ".join(str(e).split())) or type(e).__name__  # it may quote a file's text
         print(f"i3zoo {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ import argparse
 import importlib.util
 
 from ..errors import UsageError
-from .model_options import add_weight_arguments, load_model_from_args
+from .model_options import add_weight_arguments, load_model_from_args, whole_number
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("export-onnx", help="write a model and its weights as an ONNX file (dynamic batch and T)")
     add_weight_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="the file to write (replaced atomically)")
-    p.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"),
+    p.add_argument("--frame-size", type=whole_number(), nargs=2, metavar=("H", "W"),
                    help="the frame size the file takes (default: the model's input size, 224 224)")
-    p.add_argument("--frames", type=int, metavar="T", help="fix the clip length to T (default: dynamic)")
+    p.add_argument("--frames", type=whole_number(), metavar="T", help="fix the clip length to T (default: dynamic)")
     p.set_defaults(func=_cmd_export_onnx, device="cpu")

@@ -20,6 +20,7 @@ from .model_options import (
     build_engine,
     extraction_clips,
     load_model_from_args,
+    positive_number,
 )
 
 
@@ -97,12 +98,14 @@ def add_parser(sub) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="video files, or folders searched recursively")
     p.add_argument("--list", metavar="FILE", help="a file of video paths, one a line (a ',label' after it is ignored)")
     add_model_arguments(p)
-    p.add_argument("--step", type=int, help="frames between window starts (default: clip-len x frame-interval)")
-    p.add_argument("--fps", type=float, help="resample every video to this rate first, by its timestamps")
+    p.add_argument("--step", type=int,
+                   help="frames between window starts (default: clip-len x frame-interval)")
+    p.add_argument("--fps", type=positive_number, help="resample every video to this rate first, by its timestamps")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder; mirrors the inputs' relative paths")
     p.add_argument("--format", default="safetensors", choices=FORMATS,
                    help="safetensors (one file) or npy (features .npy + a .json of times and settings)")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per model call, across videos (default 8)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="windows per model call, across videos (default 8)")
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers decoding videos (default 1)")
     p.add_argument("--decode-device", default="cpu", choices=DECODE_DEVICES,
                    help="cuda: decode with TorchCodec on the GPU (NVDEC); frames stay on the GPU")

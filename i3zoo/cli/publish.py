@@ -56,8 +56,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _push_folder(name: str, args: argparse.Namespace) -> int:
     """Upload a saved folder (``i3zoo train``'s ``best/``, ``i3zoo export``'s output) as it is, once it loads."""
     from ..registry import create_model
+    from ..text import printable
     from ..weights.checkpoints import CheckpointError
-    from ..weights.hub import upload_saved
+    from ..weights.hub import saved_files, upload_saved
 
     if args.all or len(args.names) > 1 or args.file:
         raise UsageError("a local-dir: folder is uploaded alone and as saved; it takes no --all, --file "
@@ -67,6 +68,10 @@ def _push_folder(name: str, args: argparse.Namespace) -> int:
         create_model(name, pretrained=True)
     except (CheckpointError, OSError, ValueError) as e:
         raise UsageError(f"{folder} is not a loadable saved folder: {' '.join(str(e).split())}") from None
+    files, left_out = saved_files(folder)
+    for entry, why in left_out:
+        print(f"[{folder.name}] left out: {printable(entry)} ({why}; only {', '.join(p.name for p in files)} are "
+              "uploaded)", flush=True)
     print(f"[{folder.name}] uploading {folder} to {args.repo}{' (private)' if args.private else ''}"
           f"{' on ' + args.revision if args.revision else ''}", flush=True)
     commit = upload_saved(folder, args.repo, private=args.private, revision=args.revision, endpoint=args.endpoint,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..weights.inflate import INFLATION_MODES
+from .model_options import positive_number, whole_number
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -82,10 +83,12 @@ def add_parser(sub) -> None:
     p.add_argument("names", nargs="*", help="models to check")
     p.add_argument("--all", action="store_true", help="check every model")
     p.add_argument("--images", metavar="DIR", help="your own photos (ImageNet normalization, center crop)")
-    p.add_argument("--size", type=int, help="image size (default 112 synthetic, 224 with --images)")
-    p.add_argument("--frames", type=int, nargs="+", default=[8], metavar="T", help="clip lengths (default 8)")
+    p.add_argument("--size", type=whole_number(), help="image size (default 112 synthetic, 224 with --images)")
+    p.add_argument("--frames", type=whole_number(), nargs="+", default=[8], metavar="T",
+                   help="clip lengths (default 8)")
     p.add_argument("--modes", nargs="+", default=list(INFLATION_MODES), choices=INFLATION_MODES)
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    p.add_argument("--tolerance", type=float, default=1e-6, help="largest relative error allowed (default 1e-6)")
+    p.add_argument("--tolerance", type=positive_number, default=1e-6,
+                   help="largest relative error allowed (default 1e-6)")
     p.add_argument("--offline", action="store_true", help="never try to download ImageNet weights")
     p.set_defaults(func=_cmd_verify)

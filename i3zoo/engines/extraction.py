@@ -44,6 +44,7 @@ from ..distributed import group_store
 from ..errors import UsageError
 from ..files import Claim, claim, write_atomically
 from ..inference import InferenceModel
+from .folder_settings import claim_folder
 from .loading import LoadedModel, load_model
 
 __all__ = ["Extractor", "extract", "ExtractionSummary", "Inputs", "Plan", "find_inputs", "output_paths", "FORMATS",
@@ -464,6 +465,7 @@ class Extractor:
         """
         from torch.utils.data import DataLoader
 
+        claim_folder(plan.out, dict(self.settings, format=self.format))  # settings checked, before any write
         meeting = _Meeting(plan.rank, plan.world_size)
         total = meeting.total(len(plan.todo))
         job = _Job(self, plan, Progress(total, self.loaded.banner, enabled=progress), meeting)

@@ -75,14 +75,14 @@ class LoadedModel:
     def clip_len(self, requested: Optional[int] = None) -> int:
         """Frames per clip: ``requested``, or 16 (the model's minimum if larger); ``UsageError`` below the minimum."""
         minimum = self.model.min_input_size[0]
-        clip_len = requested or max(16, minimum)
+        clip_len = max(16, minimum) if requested is None else requested
         if clip_len < minimum:
             raise UsageError(f"clip_len {clip_len} is below {self.name}'s minimum of {minimum} frames")
         return clip_len
 
     def crop_size(self, requested: Optional[int] = None) -> int:
         """Frame size: ``requested``, or the model's input size (224); ``UsageError`` below the minimum."""
-        crop_size = requested or self.model.pretrained_cfg["input_size"][-1]
+        crop_size = self.model.pretrained_cfg["input_size"][-1] if requested is None else requested
         minimum = max(self.model.min_input_size[1:])
         if crop_size < minimum:
             raise UsageError(f"crop_size {crop_size} is below {self.name}'s minimum of {minimum} pixels")

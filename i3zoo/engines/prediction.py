@@ -1,8 +1,9 @@
 """Prediction: the top-k classes of each video, averaging the softmax of evenly spaced clips -- the engine
 behind ``i3zoo predict``, as a Python API (:func:`predict`, :class:`Predictor`).
 
-Clips are MMAction2's test-mode ``SampleFrames`` (:func:`i3zoo.video.evenly_spaced_clips`), each resized and
-centre-cropped by the model's own transform. Label names come with the weights
+Clips are spread over the video by the weights' own test-mode sampler (their cfg's ``clip_sampler``: MMAction2
+>= 1.0's ``SampleFrames`` by default, :func:`i3zoo.video.evenly_spaced_clips`), each resized and centre-cropped
+by the model's own transform (which follows the cfg's resize protocol). Label names come with the weights
 (:func:`i3zoo.engines.model_label_names`): a model's own ``pretrained_cfg["label_names"]`` (fine-tuned
 weights, timm's convention), else ImageNet's 1000 categories for a 1000-class head inflated from ImageNet --
 such a model names objects seen in the frames, not actions. A video that cannot be read is a result with its
@@ -101,7 +102,8 @@ class Predictor:
 
         try:
             reader = VideoReader(path, backend=self.backend)
-            clips = evenly_spaced_clips(reader.num_frames, self.clip_len, self.frame_interval, self.num_clips)
+            clips = evenly_spaced_clips(reader.num_frames, self.clip_len, self.frame_interval, self.num_clips,
+                                        sampler=self.loaded.model.pretrained_cfg.get("clip_sampler") or "spread")
             frames = reader.get_frames(clips.indices.flatten().tolist()).unflatten(0, tuple(clips.indices.shape))
         except VideoError as e:
             return {"video": str(path), "error": e.reason}

@@ -5,8 +5,8 @@ recipe's defaults; ``distributed`` the process group, a SyncBatchNorm for CPU an
 mid-epoch; ``data`` the datasets and the checks run before any training step.
 
 May import: torch (torch.distributed included; torch.utils.tensorboard when asked for), tqdm,
-``i3zoo.registry``, ``i3zoo.files``, ``i3zoo.distributed``, ``i3zoo.video`` and ``i3zoo.weights``; never
-``models`` directly (models come through the registry) nor ``cli``.
+``i3zoo.registry``, ``i3zoo.files``, ``i3zoo.distributed``, ``i3zoo.text``, ``i3zoo.video`` and ``i3zoo.weights``;
+never ``models`` directly (models come through the registry) nor ``cli``.
 """
 
 from .recipe import CHECKPOINT_NAME, METRICS_NAME, TENSORBOARD_NAME, TrainConfig, default_lr, evaluate, fit, lr_factor

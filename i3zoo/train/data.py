@@ -129,6 +129,7 @@ def check_datasets(train, val, *, num_classes: int, batch_size: int, world_size:
       its videos opens: one file per class on a sound dataset);
     * a label outside ``num_classes``;
     * validation classes that are not the training classes;
+    * a training set of one class (nothing to tell apart);
     * a global batch (``batch_size`` x ``world_size``) larger than the training set.
 
     A single unreadable video among readable ones is not caught here (that would mean opening every file before
@@ -157,6 +158,10 @@ def check_datasets(train, val, *, num_classes: int, batch_size: int, world_size:
                 what = (f"class folder {paths[0].parent}" if isinstance(dataset, VideoFolder)
                         else f"label {label}")
                 raise ValueError(f"{name}: no readable video for {what} ({len(paths)} file(s); {reason})")
+    trained = {label for _, label in train.samples}
+    if len(trained) < 2:
+        raise ValueError(f"--train: every training video has label {trained.pop()}; a classifier needs videos of at "
+                         "least two classes to learn anything (add the other classes' videos)")
     if val is not None and train.classes and val.classes and list(val.classes) != list(train.classes):
         raise ValueError(f"--val classes ({', '.join(val.classes[:10])}) are not the --train classes "
                          f"({', '.join(train.classes[:10])})")

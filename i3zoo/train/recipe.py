@@ -30,9 +30,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
 from ..files import write_atomically
-from ..registry import create_model
+from ..registry import create_model, model_class
+from ..text import MAX_CLASSES, card_text, printable
 from ..video import transforms_for
 from ..weights.hub import save_pretrained
+from ..weights.verify import seeded_2d_state_dict
 from .data import (
     ReportUnreadable,
     SeededSamples,
@@ -102,6 +104,8 @@ class TrainConfig:
                                        "weights")
     pretrained_cfg_overlay: Optional[Dict[str, Any]] = _option(
         None, help='the source of the weights, e.g. dict(file="resnet50.pth"), as i3zoo.create_model takes it')
+    random_weights: bool = _option(False, help="start from seeded random 2D weights (a smoke run, not a "
+                                               "pretrained start); the saved card and config.json say so")
     inflation: Optional[str] = _option(None, help="center or mean, for registered models (None: the model's default)")
     design: Optional[str] = _option(None, help="the temporal design of an inflate:timm/NAME or "
                                                "inflate:torchvision/NAME model (None: i3d)",
@@ -155,14 +159,19 @@ class TrainConfig:
             raise ValueError(f"workers and save_every must be >= 0; got {self.workers}, {self.save_every}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
-        if self.grad_clip < 0 or self.warmup_epochs < 0:
-            raise ValueError(f"grad_clip and warmup_epochs must be >= 0; got {self.grad_clip}, {self.warmup_epochs}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr (--lr) must be a finite number > 0; got {self.lr}")
+        for name in ("grad_clip", "warmup_epochs"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a finite number >= 0; got {value}")
+        if self.random_weights and not self.pretrained:
+            raise ValueError("random_weights (--random-weights) and pretrained=False (--no-pretrained) exclude each "
+                             "other: give one start")
         if self.amp and self.float64:
             raise ValueError("amp (bfloat16 autocast) and float64 exclude each other")
-        if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1; got {self.num_classes}")
+        if self.num_classes is not None and not 1 <= self.num_classes <= MAX_CLASSES:
+            raise ValueError(f"num_classes must be from 1 to {MAX_CLASSES:,}; got {self.num_classes}")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise ValueError("tensorboard logs need the tensorboard package: pip install 'i3zoo[tensorboard]'")
 
@@ -193,9 +202,13 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
         if not config.model.startswith("inflate:"):
             raise ValueError(f"design applies to inflate: models; {config.model} has its own design")
         kwargs["design"] = config.design
+    overlay, pretrained = config.pretrained_cfg_overlay, config.pretrained
+    inflated = config.model.startswith("inflate:")
+    if config.random_weights and overlay is None and not inflated:  # seed 0, as --random-weights everywhere
+        overlay = dict(state_dict=seeded_2d_state_dict(model_class(config.model).network_2d))
+    pretrained = pretrained and not (config.random_weights and inflated)  # the 2D network's seeded initialisation
     torch.manual_seed(config.seed)  # the fresh classifier's initialisation
-    model = create_model(config.model, pretrained=config.pretrained,
-                         pretrained_cfg_overlay=config.pretrained_cfg_overlay, **kwargs)
+    model = create_model(config.model, pretrained=pretrained, pretrained_cfg_overlay=overlay, **kwargs)
     if config.grad_checkpointing:
         model.set_grad_checkpointing(True)
     return model
@@ -208,8 +221,8 @@ def _parameter_dtype(model: nn.Module) -> torch.dtype:
 def report_unreadable(unreadable: List[Unreadable], what: str) -> None:
     """Name each unreadable video on stderr (every process reports the ones it met)."""
     for item in unreadable:
-        print(f"i3zoo train: skipped an unreadable {what} video, {item.path}: {item.reason}", file=sys.stderr,
-              flush=True)
+        print(f"i3zoo train: skipped an unreadable {what} video, {printable(item.path)}: {printable(item.reason)}",
+              file=sys.stderr, flush=True)
 
 
 # --- evaluation --------------------------------------------------------------------------------------------
@@ -307,7 +320,28 @@ def _load_checkpoint(path: Path) -> Dict[str, Any]:
         raise ValueError(f"--resume: {path} is not a readable checkpoint: {e}") from e
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"--resume: {path} is not an i3zoo training checkpoint ({CHECKPOINT_FORMAT})")
+    missing = [key for key in _CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        raise ValueError(f"--resume: {path} lacks {', '.join(missing)}: not a complete i3zoo training checkpoint")
     return checkpoint
+
+
+_CHECKPOINT_KEYS = ("identity", "model", "optimizer", "scheduler", "scaler", "processes", "epoch", "step_in_epoch",
+                    "step")
+
+
+def _check_model_state(saved: Dict[str, Any], model: nn.Module, path: Path) -> None:
+    """One line naming every key the saved model state lacks, adds or shapes otherwise (``load_state_dict``'s
+    own error is many lines, and says nothing of the file)."""
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    shapes = {key: tuple(getattr(value, "shape", ())) for key, value in saved.items()}
+    problems = [f"missing {key}" for key in expected if key not in saved]
+    problems += [f"unexpected {key}" for key in saved if key not in expected]
+    problems += [f"{key}: {shapes[key]} where the model has {shape}" for key, shape in expected.items()
+                 if key in shapes and shapes[key] != shape]
+    if problems:
+        raise ValueError(f"--resume: the model state in {path} does not fit the model ({len(problems)} problem(s): "
+                         f"{'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}). It was not loaded.")
 
 
 # --- the run -----------------------------------------------------------------------------------------------
@@ -328,15 +362,20 @@ def _save_model(model: nn.Module, folder: Path, label_names: List[str], config: 
     if config.model_kwargs:  # see TrainConfig.model_kwargs
         return
     file = (config.pretrained_cfg_overlay or {}).get("file")
-    start = f"`{config.model}`, " + ((f"inflated from the 2D file `{Path(file).name}`" if file else "its weights")
-                                     if config.pretrained else "random initialisation (no pretrained weights)")
-    # folder names only: a card may be published, the trainer's paths are their own
+    if config.random_weights:
+        weights = "seeded random 2D weights (--random-weights), NOT pretrained: a smoke run, not a model to use"
+    elif not config.pretrained:
+        weights = "random initialisation (no pretrained weights)"
+    else:
+        weights = f"inflated from the 2D file {card_text(Path(file).name)}" if file else "its weights"
+    start = f"{card_text(config.model)}, {weights}"
+    # folder names only: a card may be published, the trainer's paths are their own; names are made inert
     validation = (f"top-1 {line['val_top1']:.2f}%, top-5 {line['val_top5']:.2f}% on {sizes[1]} videos of "
-                  f"`{Path(config.val).name}`, {config.eval_clips} clip(s) each, after epoch {line['epoch']}"
-                  if config.val else "none")
-    training = dict(start=start, train=f"{sizes[0]} videos of `{Path(config.train).name}`, clips of "
+                  f"{card_text(Path(config.val).name)}, {config.eval_clips} clip(s) each, after epoch "
+                  f"{line['epoch']}" if config.val else "none")
+    training = dict(start=start, train=f"{sizes[0]} videos of {card_text(Path(config.train).name)}, clips of "
                     f"{config.clip_len} frames every {config.frame_interval}", epochs=line["epoch"],
-                    validation=validation)
+                    validation=validation, random_weights=config.random_weights)
     save_pretrained(model, folder, measure=False, label_names=label_names, training=training)
 
 
@@ -480,6 +519,7 @@ def _restore(run: _Run) -> None:
     path = run.output / CHECKPOINT_NAME
     checkpoint = _load_checkpoint(path)
     _check_identity(checkpoint["identity"], run.identity, path)
+    _check_model_state(checkpoint["model"], run.model, path)
     run.model.load_state_dict(checkpoint["model"])
     run.optimizer.load_state_dict(checkpoint["optimizer"])
     run.scheduler.load_state_dict(checkpoint["scheduler"])

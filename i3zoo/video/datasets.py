@@ -14,12 +14,14 @@ Each item's clip is decoded when asked for, so they all work with ``DataLoader(n
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from ..text import MAX_CLASSES, check_label_names, printable
 from .decode import VideoError, VideoReader
 from .sampling import Clips, evenly_spaced_clips, random_clip, sliding_windows
 
@@ -43,12 +45,15 @@ class _LabelledClips(Dataset):
     """Shared by the folder and list datasets: (path, label) samples -> (clip, label) items."""
 
     def __init__(self, samples: List[Tuple[Path, int]], classes: List[str], *, clip_len: int, frame_interval: int,
-                 num_clips: int, train: bool, transform: Transform, backend: str, seed: Optional[int]):
+                 num_clips: int, train: bool, transform: Transform, backend: str, seed: Optional[int],
+                 sampler: str = "spread"):
         if train and num_clips != 1:
             raise ValueError(f"training takes one random clip per video; got num_clips={num_clips}")
         self.samples, self.classes = samples, classes
         self.clip_len, self.frame_interval, self.num_clips = clip_len, frame_interval, num_clips
         self.train, self.transform, self.backend, self.seed = train, transform, backend, seed
+        self.sampler = sampler  # evaluation's clip sampler (i3zoo.video.evenly_spaced_clips); its name is checked now
+        evenly_spaced_clips(1, 1, sampler=sampler)
         self._epoch = 0
 
     def __len__(self) -> int:
@@ -65,7 +70,8 @@ class _LabelledClips(Dataset):
             if self.seed is not None:
                 generator = torch.Generator().manual_seed(hash((self.seed, self._epoch, index)) & 0x7FFFFFFF)
             return random_clip(num_frames, self.clip_len, self.frame_interval, generator=generator)
-        return evenly_spaced_clips(num_frames, self.clip_len, self.frame_interval, self.num_clips)
+        return evenly_spaced_clips(num_frames, self.clip_len, self.frame_interval, self.num_clips,
+                                   sampler=self.sampler)
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, int]:
         """``(clip, label)``: clip (C, T, H, W) after the transform (uint8 (T, C, H, W) without one); with
@@ -93,10 +99,12 @@ class VideoFolder(_LabelledClips):
         transform: e.g. :func:`i3zoo.video.transforms_for`; applied to each clip's uint8 (T, C, H, W) frames.
         backend: the decoding backend.
         seed: makes training clips reproducible (see :meth:`set_epoch`); None draws from torch's global RNG.
+        sampler: how evaluation clips are spread (:func:`i3zoo.video.evenly_spaced_clips`).
     """
 
     def __init__(self, root: PathLike, clip_len: int, frame_interval: int = 1, *, num_clips: int = 1,
-                 train: bool = False, transform: Transform = None, backend: str = "auto", seed: Optional[int] = None):
+                 train: bool = False, transform: Transform = None, backend: str = "auto", seed: Optional[int] = None,
+                 sampler: str = "spread"):
         root = Path(root)
         if not root.is_dir():
             raise ValueError(f"{root} is not a folder")
@@ -105,15 +113,47 @@ class VideoFolder(_LabelledClips):
         if not samples:
             raise ValueError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) in class folders under {root}")
         super().__init__(samples, classes, clip_len=clip_len, frame_interval=frame_interval, num_clips=num_clips,
-                         train=train, transform=transform, backend=backend, seed=seed)
+                         train=train, transform=transform, backend=backend, seed=seed, sampler=sampler)
 
 
 def read_label_list(path: PathLike) -> List[str]:
-    """Label names, one per line (blank lines skipped); line ``i`` names label ``i``."""
-    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Label names, one per line (blank lines skipped; a UTF-8 byte order mark ignored); line ``i`` names label
+    ``i``. At most :data:`i3zoo.text.MAX_CLASSES` names of :data:`i3zoo.text.MAX_LABEL_CHARS` characters."""
+    names = [line.strip() for line in Path(path).read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    check_label_names(names, str(path))
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: label names repeat")
     return names
+
+
+_INDEX = re.compile(r"[0-9]+")  # a class index: ASCII digits (str.isdigit also takes "²", which int() refuses)
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+
+
+def _list_rows(list_file: Path, root: Path) -> List[Tuple[int, Path, str]]:
+    """``(line number, path, label)`` of each ``path,label`` line, its label checked as far as the line alone
+    can say: an index is a whole number below :data:`i3zoo.text.MAX_CLASSES`, a name is not a number and not
+    longer than :data:`i3zoo.text.MAX_LABEL_CHARS`. A UTF-8 byte order mark is ignored."""
+    rows = []
+    for number, line in enumerate(list_file.read_text(encoding="utf-8-sig").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        path, sep, label = line.rpartition(",")
+        label = label.strip()
+        if not sep or not path.strip() or not label:
+            raise ValueError(f"{list_file}:{number}: expected 'path,label'; got '{printable(line)}'")
+        if _NUMBER.fullmatch(label) and not _INDEX.fullmatch(label):
+            raise ValueError(f"{list_file}:{number}: label {label!r} is not a class index; indices are whole "
+                             f"numbers from 0 to {MAX_CLASSES - 1:,}")
+        if _INDEX.fullmatch(label) and int(label) >= MAX_CLASSES:
+            raise ValueError(f"{list_file}:{number}: label {label} is beyond the largest class index allowed, "
+                             f"{MAX_CLASSES - 1:,}")
+        check_label_names([label], f"{list_file}:{number}")
+        rows.append((number, root / path.strip(), label))
+    if not rows:
+        raise ValueError(f"{list_file} lists no videos")
+    return rows
 
 
 class VideoList(_LabelledClips):
@@ -134,27 +174,17 @@ class VideoList(_LabelledClips):
     def __init__(self, list_file: PathLike, clip_len: int, frame_interval: int = 1, *,
                  label_names: Union[Sequence[str], PathLike, None] = None, root: Optional[PathLike] = None,
                  num_clips: int = 1, train: bool = False, transform: Transform = None, backend: str = "auto",
-                 seed: Optional[int] = None):
+                 seed: Optional[int] = None, sampler: str = "spread"):
         list_file = Path(list_file)
         root = Path(root) if root is not None else list_file.parent
         if isinstance(label_names, (str, os.PathLike)):
             label_names = read_label_list(label_names)
-        rows = []
-        for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            path, sep, label = line.rpartition(",")
-            if not sep or not path.strip() or not label.strip():
-                raise ValueError(f"{list_file}:{number}: expected 'path,label'; got {line!r}")
-            rows.append((number, root / path.strip(), label.strip()))
-        if not rows:
-            raise ValueError(f"{list_file} lists no videos")
+        rows = _list_rows(list_file, root)
         classes = list(label_names) if label_names is not None else sorted(
-            {label for _, _, label in rows if not label.isdigit()})
+            {label for _, _, label in rows if not _INDEX.fullmatch(label)})
         samples = []
         for number, path, label in rows:
-            if label.isdigit():
+            if _INDEX.fullmatch(label):
                 index = int(label)
                 if label_names is not None and index >= len(classes):
                     raise ValueError(f"{list_file}:{number}: label {index} is out of range for "
@@ -162,12 +192,13 @@ class VideoList(_LabelledClips):
             elif label in classes:
                 index = classes.index(label)
             else:
-                raise ValueError(f"{list_file}:{number}: unknown label {label!r}; known: {', '.join(classes[:20])}")
+                raise ValueError(f"{list_file}:{number}: unknown label '{printable(label)}'; known: "
+                                 f"{printable(', '.join(classes[:20]))}")
             samples.append((path, index))
-        if label_names is None and any(label.isdigit() for _, _, label in rows) and classes:
+        if label_names is None and any(_INDEX.fullmatch(label) for _, _, label in rows) and classes:
             raise ValueError(f"{list_file} mixes label names and indices; give label_names to say which is which")
         super().__init__(samples, classes, clip_len=clip_len, frame_interval=frame_interval, num_clips=num_clips,
-                         train=train, transform=transform, backend=backend, seed=seed)
+                         train=train, transform=transform, backend=backend, seed=seed, sampler=sampler)
 
 
 class VideoWindows(IterableDataset):

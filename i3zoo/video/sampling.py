@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["Clips", "sliding_windows", "evenly_spaced_clips", "random_clip", "resample_by_time"]
+__all__ = ["MAX_FPS", "MAX_HOLD_SECONDS", "SAMPLERS", "Clips",
+           "sliding_windows", "evenly_spaced_clips", "random_clip", "resample_by_time"]
 
 
 @dataclass(frozen=True)
@@ -60,35 +61,63 @@ def _repeat_last(offsets: torch.Tensor, clip_len: int, frame_interval: int, num_
     return Clips(indices=torch.where(inside, indices, last_inside), padded=(~inside).sum(dim=1))
 
 
+#: the highest --fps: resampling above it repeats every frame of any real video many times over
+MAX_FPS = 1000.0
+#: a frame is held on screen at most this long when resampling by time: a longer gap between two timestamps is a
+#: gap in the video, skipped, not a still frame to repeat (three frames spanning 1e7 s are three frames)
+MAX_HOLD_SECONDS = 10.0
+
+
+def _resample(frame_times: Sequence[float], fps: float, durations: Optional[Sequence[float]] = None
+              ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(indices, instants in seconds) of :func:`resample_by_time`."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
+        raise ValueError(f"fps must be a positive number, at most {MAX_FPS:g}; got {fps!r}")
+    times = torch.as_tensor(frame_times, dtype=torch.float64)
+    _check_frames(len(times))
+    if not bool(torch.isfinite(times).all()):
+        raise ValueError("frame times must be finite")
+    gaps = times[1:] - times[:-1]
+    if durations is None:
+        last = gaps.median().reshape(1) if len(gaps) else torch.full((1,), 1.0 / fps, dtype=torch.float64)
+        durations = torch.cat([gaps, last])
+    held = torch.as_tensor(durations, dtype=torch.float64).clamp(min=0, max=max(MAX_HOLD_SECONDS, 1.0 / fps))
+    # instant k is t0 + k / fps; frame i is on screen for the instants in [t_i, t_i + held_i), and the next
+    # frame's time starts the next run of instants: a gap longer than the hold holds no instant
+    start = times[0]
+    first = torch.ceil((times - start) * fps - 1e-9).long()
+    stop = torch.ceil((times + held - start) * fps - 1e-9).long()
+    stop = torch.minimum(stop, torch.cat([first[1:], stop[-1:]]))
+    counts = (stop - first).clamp(min=0)
+    if int(counts.sum()) == 0:
+        counts[0] = 1
+        stop[0] = first[0] + 1
+    indices = torch.repeat_interleave(torch.arange(len(times)), counts)
+    offsets = torch.arange(len(indices)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    instants = start + (torch.repeat_interleave(first, counts) + offsets).double() / fps
+    return indices, instants
+
+
 def resample_by_time(frame_times: Sequence[float], fps: float, durations: Optional[Sequence[float]] = None
                      ) -> torch.Tensor:
     """Indices of the frames on screen at ``fps`` evenly spaced instants, from the first frame's time.
 
     Instant k is ``t0 + k / fps``; the frame on screen then is the last one whose time is <= it. The video
     ends when its last frame stops being shown (its time plus its duration, the median frame gap by default).
+    A frame is held at most :data:`MAX_HOLD_SECONDS` (or one instant, at rates below 0.1 fps): a longer gap between
+    timestamps is skipped, so the number of instants is bounded by the frames there are, whatever the
+    timestamps say.
 
     Args:
         frame_times: (num_frames,) seconds, sorted.
-        fps: the target rate, > 0.
+        fps: the target rate, in (0, :data:`MAX_FPS`].
         durations: (num_frames,) seconds each frame is shown, or None for the gaps between times.
 
     Returns:
         int64 (num_instants,) indices into ``frame_times`` (frames repeat when ``fps`` is above the video's
         rate and are skipped when below).
     """
-    if not fps or fps <= 0 or not math.isfinite(fps):
-        raise ValueError(f"fps must be a positive number; got {fps!r}")
-    times = torch.as_tensor(frame_times, dtype=torch.float64)
-    _check_frames(len(times))
-    if durations is None:
-        gaps = times[1:] - times[:-1]
-        last = float(gaps.median()) if len(gaps) else 1.0 / fps
-    else:
-        last = float(torch.as_tensor(durations, dtype=torch.float64)[-1])
-    start, end = float(times[0]), float(times[-1]) + last
-    count = max(math.ceil((end - start) * fps - 1e-9), 1)
-    instants = start + torch.arange(count, dtype=torch.float64) / fps
-    return (torch.searchsorted(times, instants, right=True) - 1).clamp(min=0)
+    return _resample(frame_times, fps, durations)[0]
 
 
 def sliding_windows(
@@ -130,7 +159,7 @@ def sliding_windows(
     if fps is not None:
         if times is None:
             raise ValueError("fps needs frame_times: frames are resampled by their timestamps")
-        timeline = resample_by_time(times, fps)
+        timeline, instants = _resample(times, fps)
     else:
         timeline = torch.arange(num_frames)
     span = (clip_len - 1) * frame_interval + 1
@@ -140,10 +169,9 @@ def sliding_windows(
     if times is None:
         return Clips(indices=indices, padded=positions.padded)
     if fps is not None:
-        first = float(times[0])
-        start = first + starts.double() / fps
+        start = instants[starts]
         last_position = starts + (clip_len - 1 - positions.padded) * frame_interval
-        end = first + (last_position.double() + 1) / fps
+        end = instants[last_position] + 1 / fps
     else:
         gaps = times[1:] - times[:-1]
         durations = torch.cat([gaps, gaps.median().reshape(1) if len(gaps) else torch.zeros(1, dtype=torch.float64)])
@@ -152,12 +180,25 @@ def sliding_windows(
     return Clips(indices=indices, padded=positions.padded, start=start, end=end)
 
 
-def evenly_spaced_clips(num_frames: int, clip_len: int, frame_interval: int = 1, num_clips: int = 1) -> Clips:
+#: the test-mode clip samplers :func:`evenly_spaced_clips` offers, by name
+SAMPLERS = ("spread", "mmaction2_0x")
+
+
+def evenly_spaced_clips(num_frames: int, clip_len: int, frame_interval: int = 1, num_clips: int = 1, *,
+                        sampler: str = "spread") -> Clips:
     """``num_clips`` clips spread evenly over the video, for prediction and evaluation.
 
-    MMAction2's ``SampleFrames`` in test mode: the video minus one clip's extent (``clip_len *
-    frame_interval``) is cut into ``num_clips`` equal parts and a clip starts in the middle of each; a video
-    too short starts every clip at 0. Indices past the end repeat the last frame.
+    Two published protocols (``sampler``):
+
+    * ``"spread"`` (the default): MMAction2's ``SampleFrames`` in test mode since 1.0
+      (``mmaction/datasets/transforms/loading.py``), as PySlowFast and PyTorchVideo's
+      ``ConstantClipsPerVideoSampler`` evaluate Kinetics: the first clip starts at frame 0, the last at the last
+      start that fits (``num_frames - span``), the others rounded (half to even) in between; one clip sits in
+      the middle.
+    * ``"mmaction2_0x"``: MMAction2 0.x's test mode: the video minus one clip's extent (``clip_len *
+      frame_interval``) is cut into ``num_clips`` equal parts and a clip starts in the middle of each.
+
+    A video too short starts every clip at 0. Indices past the end repeat the last frame.
 
     Returns:
         :class:`Clips` with indices (num_clips, clip_len).
@@ -166,12 +207,21 @@ def evenly_spaced_clips(num_frames: int, clip_len: int, frame_interval: int = 1,
     _check("clip_len", clip_len)
     _check("frame_interval", frame_interval)
     _check("num_clips", num_clips)
-    extent = clip_len * frame_interval
-    average_gap = (num_frames - extent + 1) / num_clips
-    if num_frames > extent - 1:
-        offsets = (torch.arange(num_clips, dtype=torch.float64) * average_gap + average_gap / 2).floor()
+    if sampler == "spread":
+        latest = max(num_frames - ((clip_len - 1) * frame_interval + 1), 0)
+        if num_clips > 1:
+            offsets = torch.round(torch.arange(num_clips, dtype=torch.float64) * (latest / (num_clips - 1)))
+        else:
+            offsets = torch.full((1,), latest // 2, dtype=torch.float64)
+    elif sampler == "mmaction2_0x":
+        extent = clip_len * frame_interval
+        average_gap = (num_frames - extent + 1) / num_clips
+        if num_frames > extent - 1:
+            offsets = (torch.arange(num_clips, dtype=torch.float64) * average_gap + average_gap / 2).floor()
+        else:
+            offsets = torch.zeros(num_clips)
     else:
-        offsets = torch.zeros(num_clips)
+        raise ValueError(f"unknown clip sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     return _repeat_last(offsets, clip_len, frame_interval, num_frames)
 
 

@@ -7,6 +7,12 @@ channels: float (C, T, H, W), the layout of one clip of the models' (N, C, T, H,
 Evaluation follows timm's ``crop_pct`` convention: resize the short side to ``input_size / crop_pct``, then
 crop the centre (or three crops along the long side, as SlowFast and MMAction2 test). Training uses a random
 resized crop and a horizontal flip.
+
+How frames are resized is part of a tag's protocol (its cfg's ``resize_antialias`` and ``resize_float``): by
+default uint8 frames are resized with antialiasing (torchvision's ``Resize``); PyTorchVideo's Kinetics weights were
+evaluated on frames divided by 255 and then resized by ``short_side_scale``
+(``pytorchvideo/transforms/functional.py``: ``torch.nn.functional.interpolate``, bilinear, no antialiasing), which
+:class:`ShortSideScale` repeats exactly -- up to 43 of 255 levels apart from the default on a 720p video.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
-__all__ = ["transforms_for", "ClipLayout", "ThreeCrop"]
+__all__ = ["transforms_for", "ClipLayout", "ThreeCrop", "ShortSideScale"]
 
 _INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
                   "nearest": InterpolationMode.NEAREST}
@@ -53,6 +59,27 @@ class ThreeCrop(nn.Module):
             left = round((width - self.size) * fraction) if width >= height else (width - self.size) // 2
             crops.append(frames[..., top:top + self.size, left:left + self.size])
         return torch.stack(crops)
+
+
+class ShortSideScale(nn.Module):
+    """Float (..., H, W) frames with the short side scaled to ``size`` and the long side in proportion (rounded
+    down), by plain bilinear interpolation: PyTorchVideo's ``short_side_scale`` (same arithmetic, same call)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        height, width = frames.shape[-2:]
+        if width < height:
+            new_height, new_width = int(math.floor((float(height) / width) * self.size)), self.size
+        else:
+            new_height, new_width = self.size, int(math.floor((float(width) / height) * self.size))
+        flat = frames.reshape(-1, *frames.shape[-3:]).as_subclass(torch.Tensor)  # (N, C, H, W) for interpolate
+        resized = torch.nn.functional.interpolate(flat, size=(new_height, new_width), mode="bilinear",
+                                                  align_corners=False)
+        resized = resized.reshape(*frames.shape[:-2], new_height, new_width)
+        return tv_tensors.wrap(resized, like=frames) if isinstance(frames, tv_tensors.Video) else resized
 
 
 class _AsVideo(nn.Module):
@@ -122,5 +149,10 @@ def transforms_for(
         raise ValueError(f"crop_pct must be in (0, 1]; got {crop_pct}")
     resize = size if three_crop else math.floor(size / crop_pct)
     crop = ThreeCrop(size) if three_crop else v2.CenterCrop(size)
-    return v2.Compose([_AsVideo(), v2.Resize(resize, interpolation=interpolation, antialias=True), crop,
+    if cfg.get("resize_float"):  # PyTorchVideo's protocol: to [0, 1] floats, then resized
+        if interpolation_name != "bilinear" or cfg.get("resize_antialias", True):
+            raise ValueError("resize_float follows PyTorchVideo's short_side_scale: bilinear, resize_antialias=False")
+        return v2.Compose([_AsVideo(), to_float[0], ShortSideScale(resize), crop, to_float[1], ClipLayout()])
+    antialias = bool(cfg.get("resize_antialias", True))
+    return v2.Compose([_AsVideo(), v2.Resize(resize, interpolation=interpolation, antialias=antialias), crop,
                        *to_float, ClipLayout()])

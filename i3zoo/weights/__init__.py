@@ -14,8 +14,8 @@ plain-weight files and fetching them hash-checked, ``config.py`` validating a sa
 It works on state dicts, configs and any module that has the attributes it needs, and imports nothing from
 ``i3zoo.models``: the models depend on their weights, never the other way round (a test walks the import
 graph). May import: torch, torchvision (the 2D side of the check), timm, huggingface_hub, safetensors,
-filelock, the top-level ``files`` (atomic writes), and the top-level ``registry`` and ``facts``, which
-reach a model only by its registered name.
+filelock, the top-level ``files`` (atomic writes) and ``text`` (label names), and the top-level ``registry``
+and ``facts``, which reach a model only by its registered name.
 """
 
 # hub (save_pretrained, push_to_hub) is not imported here: it uses registry, which imports weights.config

@@ -21,6 +21,7 @@ import torch
 
 from ..facts import model_facts
 from ..registry import list_models, meta_model, model_class
+from ..text import card_text
 from .sources import source_named
 
 __all__ = ["render_card", "render_finetuned_card", "render_inflated_card", "card_equivalence", "committed_card",
@@ -146,7 +147,9 @@ def render_finetuned_card(model_id: str, *, inflation: str, num_classes: int, pa
     title = model.network_2d.title
     design = getattr(model, "design", None)
     names = label_names or []
-    preview = ", ".join(f"`{name}`" for name in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    # names from a user's data: inert in the card (no markdown, HTML or control characters)
+    preview = ", ".join(card_text(name) for name in names[:8]) + (
+        f", ... ({len(names)} in all)" if len(names) > 8 else "")
     mt, mh, mw = facts.min_input_size
     return string.Template(read_template("finetuned")).substitute(
         front_matter=front_matter(arch, tag, "other", registered_source=False, fine_tuned=True),

@@ -3,7 +3,7 @@
 timm builds whatever architecture a config names, with whatever ``model_args`` it holds; a config must not
 be a key that opens the door: it cannot name another model, pass other constructor arguments, redirect the
 weights to another source, skip the sha256 check, or make a verified classifier look like one to replace.
-This module imports nothing of i3zoo but ``checkpoints`` (``registry`` uses it before timm sees a name).
+This module imports nothing of i3zoo but ``checkpoints`` and ``text`` (``registry`` uses it before timm sees a name).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+from ..text import MAX_CLASSES, check_label_names
 from .checkpoints import CheckpointError, offline, require_regular_file
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "MODEL_ARGS", "INFLATED_ARCH", "INFLATED_ARGS",
@@ -35,8 +36,9 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _class_count(value: Any, field: str, source: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CheckpointError(f"{source}: config.json field {field!r} must be a non-negative integer; got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CLASSES:
+        raise CheckpointError(f"{source}: config.json field {field!r} must be an integer from 0 to {MAX_CLASSES:,}; "
+                              f"got {value!r}")
     return value
 
 
@@ -50,6 +52,10 @@ def _check_class_counts(config: Dict[str, Any], source: str) -> None:
         if names is not None:
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise CheckpointError(f"{source}: config.json field {field!r} must be a list of strings")
+            try:
+                check_label_names(names, f"{source}: config.json field {field!r}")
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
             counts[f"len({field})"] = len(names)
     if len(set(counts.values())) > 1:
         raise CheckpointError(f"{source}: config.json class counts disagree: "

@@ -17,10 +17,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
-from .checkpoints import sha256_of
+from .checkpoints import CheckpointError, sha256_of
 from .config import CARD_NAME, CONFIG_NAME, INFLATED_ARCH, WEIGHTS_NAME
 
-__all__ = ["save_pretrained", "push_to_hub", "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME"]
+__all__ = ["save_pretrained", "push_to_hub", "upload_saved", "saved_files", "SAVED_FILES", "WEIGHTS_NAME",
+           "CONFIG_NAME", "CARD_NAME"]
+
+#: the files :func:`save_pretrained` writes: all that is uploaded from a saved folder
+SAVED_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 
 FORMAT_VERSION = 1
 
@@ -96,7 +100,7 @@ def _check_target(target: Path) -> None:
         return
     if not target.is_dir() or target.is_symlink():
         raise FileExistsError(f"{target} exists and is not a folder; save_pretrained writes a folder")
-    foreign = sorted(p.name for p in target.iterdir() if p.name not in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME))
+    foreign = sorted(p.name for p in target.iterdir() if p.name not in SAVED_FILES)
     if foreign:
         raise FileExistsError(
             f"{target} holds files that save_pretrained did not write ({', '.join(foreign[:5])}); it replaces the "
@@ -266,18 +270,51 @@ def upload_saved(folder, repo_id: str, *, token=None, private=False, revision=No
                  commit_message="Add i3zoo pre-inflated weights", endpoint=None):
     """Upload a ``save_pretrained`` folder in one commit, creating the repo and branch if needed.
 
-    ``create_commit`` with the folder's files, not ``upload_folder``: the latter may split a large upload
-    into several commits ("... (part 2)"), and a variant must land whole or not at all.
+    Only the files :func:`save_pretrained` writes are sent (:func:`saved_files`): never a dotfile (a ``.env``),
+    another file that happens to be there, or a symlink's target. ``create_commit`` with those files, not
+    ``upload_folder``: the latter may split a large upload into several commits ("... (part 2)"), and a variant
+    must land whole or not at all.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
     from .._version import __version__
 
+    files, _ = saved_files(folder)  # before anything reaches the Hub
     api = HfApi(endpoint=endpoint, token=token, library_name="i3zoo", library_version=__version__)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     if revision:
         api.create_branch(repo_id, branch=revision, exist_ok=True)
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
     operations = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in files]
     return api.create_commit(repo_id=repo_id, operations=operations, revision=revision,
                              commit_message=commit_message)
+
+
+def saved_files(folder: Union[str, os.PathLike]) -> Tuple[List[Path], List[Tuple[str, str]]]:
+    """What an upload of ``folder`` sends: ``(files, left_out)``.
+
+    ``files`` are :data:`SAVED_FILES`, each a regular file inside the folder (checked with ``lstat``: a symlink is
+    never followed, wherever it points); ``left_out`` names, with the reason, everything else in the folder.
+
+    Raises:
+        CheckpointError: one of :data:`SAVED_FILES` is missing, a symlink or not a regular file.
+    """
+    import stat
+
+    folder = Path(folder)
+    files, left_out = [], []
+    for entry in sorted(folder.iterdir()):
+        mode = entry.lstat().st_mode
+        if entry.name in SAVED_FILES:
+            if not stat.S_ISREG(mode):
+                what = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+                raise CheckpointError(f"{entry} is {what}; an upload sends only regular files inside the folder, as "
+                                      "save_pretrained writes them")
+            files.append(entry)
+        else:
+            why = ("a symlink" if stat.S_ISLNK(mode) else "a dotfile" if entry.name.startswith(".")
+                   else "a folder" if stat.S_ISDIR(mode) else "not a file save_pretrained writes")
+            left_out.append((entry.name, why))
+    missing = sorted(set(SAVED_FILES) - {p.name for p in files})
+    if missing:
+        raise CheckpointError(f"{folder} has no {', '.join(missing)}: not a folder save_pretrained wrote")
+    return files, left_out

@@ -92,6 +92,13 @@ def kinetics_tag(temporal: str) -> VideoCfg:
         mean=KINETICS400_MEAN,
         std=KINETICS400_STD,
         pool_size=checkpoint.head_pool_kernel,
+        # PyTorchVideo's evaluation (PySlowFast's Kinetics protocol): 10 clips spread from the first frame to the
+        # last start, 3 crops; frames divided by 255, then short_side_scale: float bilinear, no antialiasing
+        clip_sampler="spread",
+        test_clips=10,
+        test_crops=3,
+        resize_antialias=False,
+        resize_float=True,
         license="apache-2.0",
         origin_url="https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md",
         notes=(

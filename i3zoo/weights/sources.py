@@ -43,6 +43,13 @@ class VideoCfg(PretrainedCfg):
     weights_source: Optional[str] = None  # the WeightSource kind that reads these weights
     clip_len: Optional[int] = None  # frames per clip ...
     frame_interval: Optional[int] = None  # ... one every frame_interval frames
+    # the evaluation protocol the weights' published numbers were measured with (i3zoo.video.evenly_spaced_clips,
+    # i3zoo.video.transforms_for): the clip sampler, the views (clips x crops) and how frames are resized
+    clip_sampler: str = "spread"  # MMAction2 >= 1.0 / PySlowFast; "mmaction2_0x" for MMAction2 0.x's
+    test_clips: Optional[int] = None  # clips per video when evaluating (None: one)
+    test_crops: Optional[int] = None  # 1 (centre) or 3 (along the long side; the short side scaled to the crop)
+    resize_antialias: bool = True  # False: plain bilinear interpolation (torch.nn.functional.interpolate)
+    resize_float: bool = False  # True: frames become floats in [0, 1] before the resize; False: resized as uint8
 
 
 class WeightSource:

@@ -14,6 +14,15 @@ import torch
 from ._interface import Decoder, StreamIndex, VideoError, register_decoder
 
 
+def open_container(path: Path):
+    """``av.open`` for reading, tolerant of metadata that is not UTF-8 (a Latin-1 title, common in older files):
+    frames never need the tags, so a tag that does not decode is read with replacement characters instead of
+    failing the file (PyAV's ``metadata_errors``)."""
+    import av
+
+    return av.open(str(path), metadata_errors="replace")
+
+
 @register_decoder
 class PyAVDecoder(Decoder):
     """Frames by index with a seek to the key frame before the first one; many clips in one forward pass."""
@@ -45,7 +54,7 @@ class PyAVDecoder(Decoder):
             return
         remaining = set(wanted)
         try:
-            with av.open(str(self.path)) as container:
+            with open_container(self.path) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"  # frame/slice threads inside FFmpeg: decoding uses the cores
                 if seek and wanted[0] > 0:
