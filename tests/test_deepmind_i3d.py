@@ -209,3 +209,11 @@ def test_every_misfit_is_named(tmp_path, port_files):
     assert "no place in the model (1): Mixed_4c.b9.conv3d.weight" in message
     assert ("Mixed_3c.b0.conv3d.weight -> inception3b.branch1.conv.weight: checkpoint (127, 256, 1, 1, 1), "
             "model (128, 256, 1, 1, 1)") in message
+
+
+def test_save_pretrained_keeps_the_ports_numerics(tmp_path, port_files):
+    model = load("k400_flow_hassony2", port_files["hassony2"])
+    i3zoo.save_pretrained(model, tmp_path / "saved")
+    with torch.device("meta"):
+        again = i3zoo.create_model(f"local-dir:{tmp_path / 'saved'}")
+    assert (again.same_padding, again.bn_eps, again.in_chans) == ("static", 1e-5, 2)

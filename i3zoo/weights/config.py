@@ -22,7 +22,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 #: the constructor arguments a config's ``model_args`` may set (what ``save_pretrained`` writes)
-MODEL_ARGS = ("inflation", "num_classes", "in_chans", "global_pool", "drop_rate", "transform_input")
+MODEL_ARGS = ("inflation", "num_classes", "in_chans", "global_pool", "drop_rate", "transform_input", "same_padding",
+              "bn_eps")
 #: pretrained-cfg fields that name where weights come from: a config never sets them (timm's export drops them)
 _SOURCE_FIELDS = ("url", "file", "state_dict", "hf_hub_id", "hf_hub_filename", "source",
                   "weights_source")
