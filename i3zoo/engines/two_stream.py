@@ -127,7 +127,8 @@ def video_features_transform(short_side: int = VIDEO_FEATURES_SHORT_SIDE) -> nn.
 
 
 def load_two_stream(port: str = "hassony2", streams: Sequence[str] = STREAMS, *, raft_weights: str = "sintel",
-                    raft_file: str = None, device: str = "cpu", random_weights: bool = False) -> LoadedModel:
+                    raft_file: str = None, device: str = "cpu", random_weights: bool = False, crop_size: int = 224,
+                    iterations: int = RAFT_ITERATIONS) -> LoadedModel:
     """DeepMind's two-stream I3D of ``port`` with RAFT, ready for an Extractor.
 
     Args:
@@ -136,6 +137,7 @@ def load_two_stream(port: str = "hassony2", streams: Sequence[str] = STREAMS, *,
         raft_weights: ``"sintel"`` (the authors' file video_features runs), ``"torchvision"`` or ``"none"``.
         raft_file: a local ``raft-sintel.pth`` instead of the download.
         random_weights: random I3D and RAFT weights (a smoke run; never trained features).
+        crop_size, iterations: :class:`TwoStreamI3D`'s (video_features': 224 and 20).
     """
     from ..registry import create_model
     from ..weights.raft import raft_large_model
@@ -146,7 +148,8 @@ def load_two_stream(port: str = "hassony2", streams: Sequence[str] = STREAMS, *,
     names = {s: f"i3inception_v1_dm.k400_{s}_{port}" for s in streams}
     models = {s: create_model(name, pretrained=not random_weights).eval() for s, name in names.items()}
     raft = raft_large_model("none" if random_weights else raft_weights, file=raft_file) if "flow" in streams else None
-    model = TwoStreamI3D(models.get("rgb"), models.get("flow"), raft).to(device).eval()
+    model = TwoStreamI3D(models.get("rgb"), models.get("flow"), raft, crop_size=crop_size,
+                         iterations=iterations).to(device).eval()
     name = "+".join(names.values())
     weights = {"kind": "random" if random_weights else "pretrained", "model": name, "inflation": "center",
                "streams": list(model.streams), "raft": None if raft is None else ("none" if random_weights else
