@@ -34,8 +34,9 @@ def test_the_resize_is_video_features():
 @pytest.fixture(scope="module")
 def two_stream():
     torch.manual_seed(0)
-    rgb = i3zoo.create_model("i3inception_v1_dm.k400_rgb_hassony2").eval()
-    flow = i3zoo.create_model("i3inception_v1_dm.k400_flow_hassony2").eval()
+    # piergiaj's numerics: TensorFlow's padding takes clips of one frame (hassony2's static rule needs 2)
+    rgb = i3zoo.create_model("i3inception_v1_dm.k400_rgb_piergiaj").eval()
+    flow = i3zoo.create_model("i3inception_v1_dm.k400_flow_piergiaj").eval()
     model = TwoStreamI3D(rgb, flow, raft_large_model("none"), crop_size=128, iterations=1).eval()
     weights = {"kind": "random", "model": "two-stream", "inflation": "center"}
     return LoadedModel(model, "two-stream", weights, True)
@@ -44,9 +45,9 @@ def two_stream():
 def test_two_stream_extraction_windows_resume_and_failures(two_stream, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
-    write_video(videos / "clip.mp4", 5, height=128, width=160)
+    write_video(videos / "clip.mp4", 4, height=128, width=160)
     (videos / "broken.mp4").write_bytes(b"not a video")
-    extractor = Extractor(two_stream, clip_len=3, step=2, transform=video_features_transform(128), batch_size=2,
+    extractor = Extractor(two_stream, clip_len=2, step=2, transform=video_features_transform(128), batch_size=2,
                           workers=0)
     summary = extractor.extract([videos], tmp_path / "out", progress=False)
     assert (summary.written, summary.windows) == (1, 2)
@@ -54,13 +55,13 @@ def test_two_stream_extraction_windows_resume_and_failures(two_stream, tmp_path)
     with safe_open(str(tmp_path / "out" / "clip.mp4.safetensors"), framework="pt") as f:
         features, start, end = f.get_tensor("features"), f.get_tensor("start"), f.get_tensor("end")
         record = json.loads(f.metadata()["i3zoo"])
-    assert features.shape == (2, 2048)  # windows of frames 0-2 and 2-4: RGB of 2 frames, flow of their 2 pairs
-    assert start.tolist() == [0.0, 2 / 25] and torch.allclose(end, torch.tensor([3 / 25, 5 / 25], dtype=torch.float64))
+    assert features.shape == (2, 2048)  # windows of frames 0-1 and 2-3: RGB of the first frame, flow of the pair
+    assert start.tolist() == [0.0, 2 / 25] and torch.allclose(end, torch.tensor([2 / 25, 4 / 25], dtype=torch.float64))
     assert record["settings"]["streams"] == {"rgb": [0, 1024], "flow": [1024, 2048]}
-    # the RGB stream of the second window: frames 2 and 3, centre 128 x 128, 2 x / 255 - 1
+    # the RGB stream of the second window: frame 2 (its last frame only makes the flow pair), centre 128 x 128
     frames = torch.from_numpy(decode_by_hand(videos / "clip.mp4")).permute(3, 0, 1, 2).float()  # (3, T, H, W)
     with torch.no_grad():
-        rgb = TwoStreamI3D._pooled(two_stream.model.rgb, 2 * frames[None, :, 2:4, :, 16:144] / 255 - 1)
+        rgb = TwoStreamI3D._pooled(two_stream.model.rgb, 2 * frames[None, :, 2:3, :, 16:144] / 255 - 1)
     assert torch.allclose(features[1, :1024], rgb[0], rtol=1e-4, atol=1e-5)
     again = extractor.extract([videos / "clip.mp4"], tmp_path / "out", progress=False)
     assert (again.written, again.skipped, again.windows) == (0, 1, 0)
@@ -69,6 +70,9 @@ def test_two_stream_extraction_windows_resume_and_failures(two_stream, tmp_path)
 def test_two_stream_refuses_what_it_cannot_do(two_stream):
     with pytest.raises(i3zoo.UsageError, match="runs as it is"):
         Extractor(two_stream, clip_len=3, dtype="bfloat16")
+    assert two_stream.model.min_input_size == (2, 128, 128)
+    with pytest.raises(i3zoo.UsageError, match="clip_len 1 is below"):
+        Extractor(two_stream, clip_len=1)
     with pytest.raises(ValueError, match="needs a RAFT model"):
         TwoStreamI3D(None, two_stream.model.flow, None)
 

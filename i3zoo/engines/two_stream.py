@@ -63,8 +63,10 @@ class TwoStreamI3D(nn.Module):
         self.streams = tuple(s for s, m in (("rgb", rgb), ("flow", flow)) if m is not None)
         self.crop_size, self.iterations = crop_size, iterations
         self.num_features = sum(m.num_features for m in (rgb, flow) if m is not None)
-        #: what LoadedModel and the Extractor read of a model: the smallest stack (2 frames: one pair) and crop
-        self.min_input_size = (2, crop_size, crop_size)
+        #: what LoadedModel and the Extractor read of a model: the smallest stack (the streams' shortest clip and
+        #: one frame more, for the last pair) and the crop
+        shortest = max(m.min_input_size[0] for m in (rgb, flow) if m is not None)
+        self.min_input_size = (shortest + 1, crop_size, crop_size)
         self.pretrained_cfg = dict(input_size=(3, crop_size, crop_size))
         self.inflation = "center"
 
