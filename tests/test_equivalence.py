@@ -42,7 +42,7 @@ def clip_lengths(name: str):
     if name in DEEP_AND_WIDE:
         return (5,)
     if name in SAME_PADDED:  # TensorFlow pads an even clip 2 before and 3 after (conv1), an odd one 3 and 3
-        return (1, 4, 5)
+        return (1, 4)
     shortest = meta_model(name).min_input_size[0]
     return (shortest, 5) if name in PRESETS or name in ONE_SIZE else (shortest, 16)
 
