@@ -59,7 +59,8 @@ def dynamic_min_frames(model: nn.Module) -> int:
     The model's minimum T, raised until every temporal size computed from T by a layer that changes it is at
     least 2 (see the module docstring for why).
     """
-    path = model.reduction_path()
+    # a head that pools time (DeepMind's I3D: 2 frames at stride 1) reduces it once more
+    path = [*model.reduction_path(), *getattr(model, "head_reduction_path", lambda: ())()]
     frames = model.min_input_size[0]
     while min(_time_sizes(path, frames), default=2) < 2:
         frames += 1

@@ -41,6 +41,8 @@ def clip_lengths(name: str):
     # 5-frame clip: their minimum T = 1 is the seed design's, checked on their 50-deep brothers
     if name in DEEP_AND_WIDE:
         return (5,)
+    if name in SAME_PADDED:  # TensorFlow pads an even clip 2 before and 3 after (conv1), an odd one 3 and 3
+        return (1, 4)
     shortest = meta_model(name).min_input_size[0]
     return (shortest, 5) if name in PRESETS or name in ONE_SIZE else (shortest, 16)
 
@@ -50,6 +52,8 @@ def spatial_sizes(name: str):
     # odd size (Inception-v1's pools round up, which an odd size exercises; its minimum is 15)
     if name in ONE_SIZE:
         return (33,)
+    if name in SAME_PADDED:
+        return (31,)
     return (29, 45) if name in DENSENETS else (32, 45)
 
 
@@ -58,12 +62,16 @@ NAMED_CLASSES = {c.arch_name: c for family in (i3zoo.I3ResNet, i3zoo.I3DenseNet,
 # the models of issue 13: one spatial size, short clips (see above)
 ONE_SIZE = {"i3resnet18", "i3resnet34", "i3resnet18_c2d", "i3resnet34_c2d", "i3resnext50_32x4d",
             "i3resnext101_32x8d", "i3resnext101_64x4d", "i3wide_resnet50_2", "i3wide_resnet101_2", "i3inception_v1"}
+# DeepMind's I3D pads "SAME" as TensorFlow: at sizes 32k - 1 (31, 63 ... 223) that is torchvision GoogLeNet's padding
+# layer for layer, so the equivalence with torchvision's 2D network holds there (README, "I3D features as in the
+# papers"); elsewhere its borders are TensorFlow's
+SAME_PADDED = {"i3inception_v1_dm"}
 DEEP_AND_WIDE = {"i3resnext101_32x8d", "i3resnext101_64x4d", "i3wide_resnet101_2"}
 # the temporal presets go through create_model only: the ways in do not depend on the design. Nor do they depend
 # on depth or width: ResNet-34 and the Wide and 101-deep ResNeXt variants go through create_model only, their
 # shallower or narrower brothers (ResNet-18, ResNeXt-50) through all three; test_models.py checks that every
 # name's class and torch.hub entry point build the same network as create_model
-CREATE_MODEL_ONLY = {*DEEP_AND_WIDE, "i3resnet34", "i3wide_resnet50_2"}
+CREATE_MODEL_ONLY = {*DEEP_AND_WIDE, "i3resnet34", "i3wide_resnet50_2", *SAME_PADDED}
 PRESETS = [m for m in ALL_MODELS if m.startswith("i3resnet") and meta_model(m).temporal != "seed"]
 WAYS_IN = [(path, name) for name in ALL_MODELS for path in ("create_model", "class", "torch.hub")
            if (name not in PRESETS and name not in CREATE_MODEL_ONLY) or path == "create_model"]

@@ -26,6 +26,7 @@ MORE_FAMILIES = {
     "i3resnext50_32x4d": "resnext50_32x4d", "i3resnext101_32x8d": "resnext101_32x8d",
     "i3resnext101_64x4d": "resnext101_64x4d", "i3wide_resnet50_2": "wide_resnet50_2",
     "i3wide_resnet101_2": "wide_resnet101_2", "i3inception_v1": "googlenet",
+    "i3inception_v1_dm": "googlenet",  # issue 19: DeepMind's I3D, a design of Inception-v1
 }
 ALL_ARCHS = SEVEN | PRESETS | set(MORE_FAMILIES)
 TORCHVISION_WEIGHTS = {
@@ -70,10 +71,10 @@ def _assert_same_state(a, b, skip=()):
 # --- names and tags ---------------------------------------------------------------------------------------
 
 
-def test_list_models_is_exactly_the_twenty_architectures():
+def test_list_models_is_exactly_the_declared_architectures():
     names = i3zoo.list_models()
     assert sorted(names) == sorted(ALL_ARCHS)
-    assert len(names) == len(set(names)) == 20
+    assert len(names) == len(set(names)) == 21
 
 
 def test_list_models_pretrained_gives_arch_tag_names():
@@ -93,7 +94,9 @@ def test_list_models_filters_with_wildcards():
         ["i3resnet18", "i3resnet34", "i3resnet18_c2d", "i3resnet34_c2d", "i3resnet101", "i3resnet152", "i3resnet50",
          *PRESETS])
     assert i3zoo.list_models("i3resnext*") == ["i3resnext50_32x4d", "i3resnext101_32x8d", "i3resnext101_64x4d"]
-    assert i3zoo.list_models("*inception*", pretrained=True) == ["i3inception_v1.tv_in1k"]
+    assert i3zoo.list_models("*inception*", pretrained=True) == [
+        "i3inception_v1.tv_in1k", *(f"i3inception_v1_dm.k400_{s}_{p}" for s in ("flow", "rgb")
+                                    for p in ("hassony2", "piergiaj")), "i3inception_v1_dm.tv_in1k"]
     assert i3zoo.list_models("*50") == ["i3resnet50"]
     assert i3zoo.list_models("*_i3d") == ["i3resnet50_i3d"]
     assert i3zoo.list_models("i3dense*", pretrained=True) == [

@@ -65,6 +65,7 @@ import i3zoo
 from i3zoo.facts import one_model_per_design
 from i3zoo.models._model import DEFAULT_CLIP_LEN
 from i3zoo.registry import meta_model
+from i3zoo.weights.deepmind_i3d import to_port_state_dict
 from i3zoo.weights.pytorchvideo import PYTORCHVIDEO_KINETICS400, to_pytorchvideo_state_dict
 from i3zoo.weights.verify import torchvision_2d_model
 
@@ -153,13 +154,15 @@ def test_model_default_cfgs(name):
     assert f"{cfg['classifier']}.weight" in state_dict and f"{cfg['first_conv']}.weight" in state_dict
     assert (cfg["classifier"], cfg["first_conv"]) == (model.classifier_name, model.first_conv_name)
     assert state_dict[f"{cfg['classifier']}.weight"].shape == (cfg["num_classes"], model.num_features)
-    assert cfg["input_size"][0] == model.in_chans == 3 and len(cfg["mean"]) == len(cfg["std"]) == 3
+    # DeepMind's flow stream takes 2 channels; its cfg's mean and std are the RGB frames' the flow is computed from
+    channels = 2 if "_flow_" in tag else 3
+    assert cfg["input_size"][0] == model.in_chans == channels and len(cfg["mean"]) == len(cfg["std"]) == 3
     assert cfg["url"] == get_pretrained_cfg(name).url and cfg["url"].startswith("https://")
     # timm's output sizes at the cfg's input, by the network's own shape rules on the meta device: forward_features
     # is the (T', H', W') map of pool_size at the cfg's clip, the pooled width head_hidden_size; without a classifier
     # the output is pooled, and without pooling too (reset_classifier(0, '')) the map itself
     clip = (cfg.get("clip_len") or DEFAULT_CLIP_LEN, *cfg["input_size"][1:])
-    x = torch.empty(1, 3, *clip, device="meta")
+    x = torch.empty(1, channels, *clip, device="meta")
     features = model.forward_features(x)
     assert features.shape == (1, model.num_features, *cfg["pool_size"])
     assert model.forward_head(features, pre_logits=True).shape == (1, model.head_hidden_size)
@@ -186,8 +189,10 @@ def test_model_without_classifier(name):
 
 def pretrained_layout(name: str):
     """The tag's weights in their own layout, on the meta device: torchvision's 2D state dict, or for
-    ``ptv_k400`` PyTorchVideo's 3D one."""
+    ``ptv_k400`` PyTorchVideo's 3D one, for DeepMind's ``k400_<stream>_<port>`` the port's."""
     arch, tag = name.split(".")
+    if tag.startswith("k400_"):
+        return to_port_state_dict(on_meta(name).state_dict(), tag.rsplit("_", 1)[1])
     if tag == "ptv_k400":
         model = on_meta(arch, num_classes=400)
         return to_pytorchvideo_state_dict(model.state_dict(), stage_pool=hasattr(model, "layer1_pool"))
@@ -204,7 +209,8 @@ def test_model_load_pretrained(name):
     overlay = dict(state_dict=pretrained_layout(name))
     # as timm's test (which keeps 3 channels for its pruned models): PyTorchVideo's trained 3D first kernel is
     # not adapted to other channel counts (timm's adapt_input_conv is 2D), so ptv_k400 keeps 3
-    in_chans = 3 if name.endswith(".ptv_k400") else 1
+    # nor are DeepMind's (a port's tag builds the stream it holds: in_chans is the tag's)
+    in_chans = 3 if name.endswith(".ptv_k400") else meta_model(name).in_chans if ".k400_" in name else 1
     for num_classes in (5, 0):
         model = i3zoo.create_model(name, pretrained=True, in_chans=in_chans, num_classes=num_classes,
                                    pretrained_cfg_overlay=overlay)

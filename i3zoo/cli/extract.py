@@ -13,15 +13,43 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UsageError
 from .launch import add_nproc_argument, run_under_torchrun
 from .model_options import (
     add_inference_arguments,
     add_model_arguments,
     build_engine,
+    engine_options,
     extraction_clips,
     load_model_from_args,
     positive_number,
 )
+
+
+def _two_stream(args: argparse.Namespace):
+    """``--streams`` / ``--preset video-features``: DeepMind's two-stream I3D (``engines/two_stream.py``), the port
+    named by ``--model``'s tag (``i3inception_v1_dm.k400_rgb_piergiaj``; hassony2's, video_features', otherwise),
+    and the Extractor options the preset sets (refusing flags that contradict it)."""
+    from ..engines.two_stream import VIDEO_FEATURES_PRESET, load_two_stream, video_features_transform
+    from ..weights.deepmind_i3d import PORTS
+
+    arch, _, tag = args.model.partition(".")
+    port = tag.rsplit("_", 1)[-1] if tag else "hassony2"
+    if arch != "i3inception_v1_dm" or port not in PORTS:
+        raise UsageError(f"--streams and --preset take DeepMind's I3D: --model i3inception_v1_dm or a tag "
+                         f"i3inception_v1_dm.k400_<stream>_<port> with port {' or '.join(PORTS)}; got {args.model}")
+    if args.file:
+        raise UsageError("--file names one stream's weights; with --streams the streams' tags name theirs")
+    options = {}
+    if args.preset == "video-features":
+        for key, value in VIDEO_FEATURES_PRESET.items():
+            given = getattr(args, key)
+            if given is not None and given != value and not (key == "frame_interval" and given == 1):
+                raise UsageError(f"--preset video-features sets --{key.replace('_', '-')} {value}; got {given}")
+            options[key] = value
+    loaded = load_two_stream(port, args.streams or ("rgb", "flow"), raft_file=args.raft_file, device=args.device,
+                             random_weights=args.random_weights)
+    return loaded, dict(options, transform=video_features_transform())
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -34,8 +62,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     processes = start_processes(args.device)  # one process, or torchrun's: its rank and its local GPU
     try:
         args.device = str(processes.device)
-        loaded = load_model_from_args(args)  # stops at once when no weights can be had
-        extractor = _engine(args, loaded, inputs, processes)
+        if args.streams or args.preset:
+            loaded, preset = _two_stream(args)
+        else:
+            loaded, preset = load_model_from_args(args), {}  # stops at once when no weights can be had
+        extractor = _engine(args, loaded, inputs, processes, preset)
         plan = extractor.plan(inputs, args.out)
         if processes.is_main:
             _print_start(extractor, plan, processes.world_size)
@@ -48,11 +79,15 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         processes.close()
 
 
-def _engine(args: argparse.Namespace, loaded, inputs, processes):
+def _engine(args: argparse.Namespace, loaded, inputs, processes, preset):
     """The extractor of this process. How the model runs is decided once, by rank 0 (it times the model): every
-    process then computes the same numbers, whichever share it has."""
+    process then computes the same numbers, whichever share it has. Two-stream I3D (``preset``) runs as it is."""
     from ..distributed import gather_objects
     from ..engines import Extractor
+
+    if preset:
+        return Extractor(loaded, **dict(engine_options(args, Extractor), **preset), rank=processes.rank,
+                         world_size=processes.world_size)
 
     def build():
         return build_engine(Extractor, args, loaded, extraction_clips(args, loaded, inputs.videos),
@@ -112,4 +147,11 @@ def add_parser(sub) -> None:
     add_inference_arguments(p)
     p.add_argument("--optimize", action="store_true", help="run an optimize_for_inference copy (BatchNorm folded)")
     add_nproc_argument(p)
+    p.add_argument("--streams", nargs="+", choices=("rgb", "flow"),
+                   help="DeepMind's two-stream I3D (--model i3inception_v1_dm[.k400_<stream>_<port>]): RGB and/or "
+                        "RAFT flow features per window, concatenated (RGB first)")
+    p.add_argument("--preset", choices=("video-features",),
+                   help="v-iashin/video_features' I3D protocol: short side 256 (PIL bilinear), centre 224, stacks of "
+                        "64 frames every 64 (plus one for the flow pairs), RAFT Sintel flow; both streams by default")
+    p.add_argument("--raft-file", metavar="PATH", help="a local raft-sintel.pth (the authors' layout)")
     p.set_defaults(func=_cmd_extract)

@@ -372,6 +372,7 @@ class Extractor:
             process (``workers`` does not apply); frames stay on the GPU through the transforms.
         rank, world_size: this process's place among the job's processes (``torchrun`` sets them; the
             command takes them from :func:`i3zoo.distributed.start_processes`). Settings do not depend on them.
+        transform: the frames' transform instead of the model's (``transforms_for``), e.g. two-stream I3D's.
 
     Raises:
         UsageError: an option out of range, a clip or crop below the model's minimum, GPU decoding where it
@@ -382,7 +383,8 @@ class Extractor:
                  frame_interval: int = 1, fps: Optional[float] = None, crop_size: Optional[int] = None,
                  dtype: str = "float32", batch_size: int = 8, workers: int = 1, backend: str = "auto",
                  format: str = "safetensors", optimize: bool = False, compile: bool = False,
-                 decode_device: str = "cpu", rank: int = 0, world_size: int = 1):
+                 decode_device: str = "cpu", rank: int = 0, world_size: int = 1,
+                 transform: Optional[nn.Module] = None):
         if batch_size < 1 or workers < 0 or (step is not None and step < 1) or frame_interval < 1:
             raise UsageError(f"batch_size, step and frame_interval must be >= 1, workers >= 0; got {batch_size}, "
                              f"{step}, {frame_interval}, {workers}")
@@ -404,7 +406,16 @@ class Extractor:
             model=self.loaded.name, weights=self.loaded.weights, clip_len=clip_len,
             step=step or clip_len * frame_interval, frame_interval=frame_interval, fps=fps, crop_size=crop_size,
             dtype=dtype)
-        self._model = _feature_model(self.loaded.model, dtype, optimize, compile)
+        #: a module that returns features itself (``returns_features``: two-stream I3D) runs as it is, with its
+        #: own ``transform`` (``engines/two_stream.py``); where the features of each stream are, the outputs record
+        self.transform = transform
+        if getattr(self.loaded.model, "returns_features", False):
+            if optimize or compile or dtype != "float32":
+                raise UsageError(f"{self.loaded.name} runs as it is: optimize, compile and dtype {dtype} do not apply")
+            self.settings["streams"] = {k: list(v) for k, v in self.loaded.model.stream_slices().items()}
+            self._model = self.loaded.model
+        else:
+            self._model = _feature_model(self.loaded.model, dtype, optimize, compile)
         #: the path that ran (:meth:`i3zoo.inference.InferencePath.record`), in every output beside the settings
         self.inference = dict(precision=dtype, optimized=isinstance(self._model, InferenceModel), compiled=compile)
 
@@ -480,7 +491,7 @@ class Extractor:
         from ..video import VideoWindows, transforms_for
 
         settings = self.settings
-        transform = transforms_for(self.loaded.model, crop_size=settings["crop_size"])
+        transform = self.transform or transforms_for(self.loaded.model, crop_size=settings["crop_size"])
         device = f"cuda:{torch.cuda.current_device()}" if self.decode_device == "cuda" else "cpu"
         return VideoWindows([], clip_len=settings["clip_len"], step=settings["step"],
                             frame_interval=settings["frame_interval"], fps=settings["fps"], transform=transform,

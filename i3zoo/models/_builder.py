@@ -150,8 +150,10 @@ def create_registered(model_cls, pretrained: bool = False, **kwargs) -> nn.Modul
     if unknown:  # timm has already merged them into kwargs: refuse before anything is built from them
         raise CheckpointError(f"config.json field 'model_args.{unknown[0]}' is not a constructor argument i3zoo "
                               f"restores; allowed: {', '.join(MODEL_ARGS)}")
+    cfg = resolve_cfg(model_cls.arch_name, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
     if "num_classes" not in kwargs:  # as timm: the weights' class count unless told otherwise (400 for Kinetics)
-        cfg = resolve_cfg(model_cls.arch_name, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
         kwargs["num_classes"] = cfg.get("num_classes") or 1000
+    for key, value in (cfg.get("model_args") or {}).items():  # what the tag's weights compute with (VideoCfg)
+        kwargs.setdefault(key, value)
     model = model_cls(pretrained=pretrained, **kwargs)
     return wrap_features(model, **feature_cfg) if features_only else model

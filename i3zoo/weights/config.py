@@ -24,7 +24,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 #: the constructor arguments a config's ``model_args`` may set (what ``save_pretrained`` writes)
-MODEL_ARGS = ("inflation", "num_classes", "in_chans", "global_pool", "drop_rate", "transform_input")
+MODEL_ARGS = ("inflation", "num_classes", "in_chans", "global_pool", "drop_rate", "transform_input", "same_padding",
+              "bn_eps")
 #: the architecture name of an inflated 2D network (``inflate:timm/NAME``), and the arguments only it restores:
 #: which 2D network, in which temporal design
 INFLATED_ARCH = "inflate"

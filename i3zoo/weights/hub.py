@@ -59,6 +59,8 @@ def model_args_of(model: nn.Module) -> Dict[str, Any]:
                 global_pool=model.global_pool, drop_rate=model.drop_rate)
     if hasattr(model, "transform_input"):  # Inception-v1's input re-normalisation (a weight convention)
         args["transform_input"] = model.transform_input
+    if getattr(model, "same_padding", None) is not None:  # DeepMind's I3D: the port's numerics
+        args.update(same_padding=model.same_padding, bn_eps=model.bn_eps)
     return args
 
 

@@ -41,6 +41,9 @@ class VideoCfg(PretrainedCfg):
     trained with (None for weights that never saw a clip, such as ImageNet's)."""
 
     weights_source: Optional[str] = None  # the WeightSource kind that reads these weights
+    #: constructor arguments these weights are computed with (e.g. a port's padding rule, ``in_chans=2`` for flow):
+    #: ``create_model`` passes them unless the caller gives them; the source refuses a model built otherwise
+    model_args: Optional[Dict[str, Any]] = None
     clip_len: Optional[int] = None  # frames per clip ...
     frame_interval: Optional[int] = None  # ... one every frame_interval frames
     # the evaluation protocol the weights' published numbers were measured with (i3zoo.video.evenly_spaced_clips,

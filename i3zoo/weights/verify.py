@@ -240,6 +240,8 @@ def measure_equivalence(
         model_2d = _head_free_2d(model_2d)
     model_2d = model_2d.eval().double()
     model_3d = copy.deepcopy(model).eval().double()
+    # a design may pad otherwise than its 2D network except at some frame sizes (DeepMind's I3D: 32k - 1)
+    size = model.boring_video_size(size) if hasattr(model, "boring_video_size") else size
     images = synthetic_images(count=count, size=size).double()
     frames = sorted({model.min_input_size[0], 16})
     with torch.no_grad():
