@@ -126,7 +126,8 @@ def run(name: str, build) -> Dict:
         row.update(check(net))
     except Exception as e:  # the row says why
         last = traceback.extract_tb(e.__traceback__)[-1]
-        row.update(exact=False, error=None, time="", why=f"{type(e).__name__}: {str(e).splitlines()[0][:160]} "
+        message = (str(e).splitlines() or [""])[0][:160]
+        row.update(exact=False, error=None, time="", why=f"{type(e).__name__}: {message} "
                                                          f"({Path(last.filename).name}:{last.lineno})")
     return row
 
