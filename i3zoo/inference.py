@@ -178,7 +178,7 @@ def optimize_for_inference(
     """An eval-mode copy of ``model`` for inference; ``model`` itself is left as it is.
 
     Args:
-        model: an i3zoo model.
+        model: an i3zoo model (a registered one, or an inflated 2D network: ``i3zoo.inflate``).
         dtype: compute dtype (``torch.bfloat16`` for AMX / tensor cores); default: the model's. bfloat16 where
             the hardware has no bfloat16 kernels (see :func:`native_bfloat16`) is much slower and warns.
         channels_last: keep weights and activations in the channels-last 3D layout.
@@ -191,11 +191,15 @@ def optimize_for_inference(
         A module taking float32 (N, C, T, H, W) clips and returning float32 (N, num_classes) logits.
     """
     from .models._model import I3DNet
+    from .models.inflated import InflatedNet
 
-    if not isinstance(model, I3DNet):
+    if not isinstance(model, (I3DNet, InflatedNet)):
         raise TypeError(f"optimize_for_inference takes an i3zoo model (not features_only); got {type(model).__name__}")
     optimized = copy.deepcopy(model).eval()
-    if fuse_bn:
+    # an inflated 2D network keeps its own layers, whose BatchNorm pairs i3zoo does not list: Inductor's freezing
+    # (compile=True) folds them there
+    hand_written = isinstance(model, I3DNet)
+    if fuse_bn and hand_written:
         optimized = _fuse(optimized)
     dtype = dtype or next(model.parameters()).dtype
     device = next(model.parameters()).device
@@ -210,7 +214,7 @@ def optimize_for_inference(
     optimized = optimized.to(dtype=dtype)
     if dtype == torch.bfloat16:
         _pools_in_float32(optimized)
-    if channels_last:
+    if channels_last and hand_written:  # an inflated network mixes 4D and 5D weights: its layouts stay as they are
         optimized = optimized.to(memory_format=torch.channels_last_3d)
     for p in optimized.parameters():
         p.requires_grad_(False)

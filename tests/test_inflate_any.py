@@ -304,3 +304,15 @@ def test_fine_tune_an_inflated_network(tmp_path):
     assert "fine-tuned" in (saved[0] / "README.md").read_text()
     loaded = i3zoo.create_model(f"local-dir:{saved[0]}", pretrained=True)
     assert isinstance(loaded, i3zoo.InflatedNet) and loaded.design.name == "c2d"
+
+
+def test_optimize_for_inference_takes_an_inflated_network():
+    """The fast path the commands take on long jobs: an inflated network's copy in float32 and bfloat16 (its
+    BatchNorms are left to Inductor's freezing, which compile=True adds; test_fast_inference.py compiles)."""
+    model = i3zoo.create_model("inflate:timm/test_resnet", design="i3d").eval()
+    clip = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        reference = model(clip)
+        for dtype, bound in ((torch.float32, 1e-6), (torch.bfloat16, 3e-2)):
+            fast = i3zoo.optimize_for_inference(model, dtype=dtype)
+            assert relative_error(fast(clip).float(), reference) < bound, dtype
