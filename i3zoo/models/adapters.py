@@ -85,7 +85,8 @@ def _pool_flatten(net, x, pool: str = "avgpool", flatten: bool = True):
 @dataclass(frozen=True)
 class TorchvisionHead:
     """A torchvision architecture as i3zoo reads it: the modules before the head, what the head does before its
-    classifier (``pool``: ``"avgpool"``, or ``""`` for a mean over H and W as ShuffleNet and MNASNet take it), the
+    classifier (``pool``: ``"avgpool"``, or ``""`` for a mean over H and W as DenseNet, MobileNetV2, ShuffleNet
+    and MNASNet take it), the
     classifier attribute, and whether features end with a ReLU outside any module (DenseNet)."""
 
     body: Tuple[str, ...]
@@ -100,9 +101,9 @@ _OPENED = ("features", "trunk_output", "layers")
 TORCHVISION_HEADS: Dict[str, TorchvisionHead] = {
     "ResNet": TorchvisionHead(("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"), "fc"),
     "RegNet": TorchvisionHead(("stem", "trunk_output"), "fc"),
-    "DenseNet": TorchvisionHead(("features",), "classifier", final_relu=True),
+    "DenseNet": TorchvisionHead(("features",), "classifier", pool="", final_relu=True),
     "EfficientNet": TorchvisionHead(("features",), "classifier"),
-    "MobileNetV2": TorchvisionHead(("features",), "classifier"),
+    "MobileNetV2": TorchvisionHead(("features",), "classifier", pool=""),
     "MobileNetV3": TorchvisionHead(("features",), "classifier"),
     "ConvNeXt": TorchvisionHead(("features",), "classifier", flatten=False),  # its classifier flattens
     "VGG": TorchvisionHead(("features",), "classifier"),

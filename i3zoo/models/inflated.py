@@ -76,10 +76,7 @@ def _stage_ranks(info: Sequence[Dict], net: nn.Module) -> List[Tuple[int, List[s
         if entry["reduction"] >= 4 and entry["module"] in present:
             stage = _stage_module(entry["module"], taps)
             ranks.setdefault(int(round(math.log2(entry["reduction"]))) - 2, []).append(stage)
-    if not ranks:
-        raise UninflatableError(f"{type(net).__name__}'s feature_info names none of its modules at a reduction of 4 "
-                                "or more: its stages cannot be found")
-    return sorted(ranks.items())
+    return sorted(ranks.items())  # none (feature_info naming no module): only the stem can see time
 
 
 def plan_design(net: nn.Module, info: Sequence[Dict], design: Design
@@ -88,10 +85,8 @@ def plan_design(net: nn.Module, info: Sequence[Dict], design: Design
     pools [(module name, frames)] in forward order."""
     names = {m: n for n, m in net.named_modules()}
     convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise UninflatableError(f"{type(net).__name__} has no nn.Conv2d: nothing to inflate")
-    plan: Dict[str, Tuple[int, int]] = {}
-    if design.stem_kernel > 1 or design.stem_stride > 1:
+    plan: Dict[str, Tuple[int, int]] = {}  # a network without convolutions runs per frame
+    if convs and (design.stem_kernel > 1 or design.stem_stride > 1):
         plan[convs[0]] = (design.stem_kernel, design.stem_stride)
     pools = []
     for rank, modules in _stage_ranks(info, net):
@@ -126,8 +121,10 @@ class InflatedNet(nn.Module):
     arch_name = "inflate"
 
     def __init__(self, net: nn.Module, *, design: Union[str, Design] = "i3d", inflation: str = "center",
-                 source: str = "", frozen_stages: int = -1, norm_eval: bool = False) -> None:
+                 source: str = "", frozen_stages: int = -1, norm_eval: bool = False,
+                 in_chans: Optional[int] = None) -> None:
         super().__init__()
+        self.in_chans = in_chans
         self.inflation = check_inflation_mode(inflation)
         self.design = design_named(design)
         self.source = source
@@ -150,8 +147,11 @@ class InflatedNet(nn.Module):
         self.set_frozen_stages(frozen_stages)
 
     def _facts(self, info: List[Dict]) -> None:
-        first = next(m for m in self.net.modules() if isinstance(m, nn.Conv2d | TimeConv))
-        self.in_chans = first.in_channels
+        cfg = getattr(self.net, "pretrained_cfg", None) or {}
+        first = next((m for m in self.net.modules() if isinstance(m, nn.Conv2d | TimeConv)), None)
+        # a stem that rearranges pixels first (space-to-depth: TResNet) has a first convolution wider than the input
+        self.in_chans = self.in_chans or (first.in_channels if first is not None and first.in_channels <= 4
+                                          else cfg.get("input_size", (3,))[0])
         kernel, stride = self.time_layers.get(self._first_conv_name(), (1, 1))
         stem = LayerSpec((kernel, 1, 1), (stride, 1, 1), (kernel // 2, 0, 0))
         pooled = {name: LayerSpec((size, 1, 1), (size, 1, 1)) for name, size in self.time_pools}
@@ -163,7 +163,6 @@ class InflatedNet(nn.Module):
         self.time_path = path
         self.temporal_reduction = total_stride(path)[0]
         self.spatial_reduction = info[-1]["reduction"]
-        cfg = getattr(self.net, "pretrained_cfg", None) or {}
         side = cfg.get("input_size", (3, 224, 224))[1:] if cfg.get("fixed_input_size") else \
             (self.spatial_reduction, self.spatial_reduction)
         self.min_input_size = (min_input_size(path)[0], *side)
@@ -173,11 +172,12 @@ class InflatedNet(nn.Module):
         self.num_classes = self._classes()
 
     def _first_conv_name(self) -> str:
-        return next(n for n, m in self.net.named_modules() if isinstance(m, nn.Conv2d | TimeConv))
+        return next((n for n, m in self.net.named_modules() if isinstance(m, nn.Conv2d | TimeConv)), "")
 
     def _classes(self) -> int:
         head = self.adapter.classifier()
-        last = [m for m in head.modules() if isinstance(m, nn.Linear | nn.Conv2d)] if head is not None else []
+        heads = head if isinstance(head, tuple) else (head,)  # a distillation head beside the classifier (LeViT)
+        last = [m for h in heads if h is not None for m in h.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
         return int(last[-1].weight.shape[0]) if last else 0
 
     # --- forward ---------------------------------------------------------------------------------------
@@ -277,7 +277,9 @@ class InflatedNet(nn.Module):
         """``[stem modules], [stage 1 modules], ...``: the stem is every module with parameters before the first
         stage; a stage, the feature modules of one reduction."""
         ranks = _stage_ranks(self.adapter.feature_info(), self.net)
-        first = ranks[0][1][0] if ranks else ""
+        if not ranks:  # no stage found (feature_info names no module): nothing to count stages by
+            return [[]]
+        first = ranks[0][1][0]
         stem = []
         for name, module in self.net.named_modules():
             if name == first:
@@ -344,7 +346,8 @@ class InflatedFeatures(nn.Module):
 
 
 def inflate(model_2d: nn.Module, design: Union[str, Design] = "i3d", inflation: str = "center", *,
-            source: str = "", frozen_stages: int = -1, norm_eval: bool = False) -> InflatedNet:
+            source: str = "", frozen_stages: int = -1, norm_eval: bool = False,
+            in_chans: Optional[int] = None) -> InflatedNet:
     """A video model from a timm or torchvision 2D classification CNN, exact on clips of one repeated frame.
 
     Args:
@@ -353,12 +356,13 @@ def inflate(model_2d: nn.Module, design: Union[str, Design] = "i3d", inflation: 
         inflation: ``"center"`` (the 2D kernel on the centre tap) or ``"mean"`` (spread over the taps).
         source: a name for the 2D network in the model's cfg (``create_model("inflate:...")`` sets it).
         frozen_stages, norm_eval: as every i3zoo model's.
+        in_chans: the input's channels, where the first convolution does not say (a space-to-depth stem).
 
     Returns:
         The :class:`InflatedNet`, in the 2D network's train/eval mode.
     """
     model = InflatedNet(model_2d, design=design, inflation=inflation, source=source, frozen_stages=frozen_stages,
-                        norm_eval=norm_eval)
+                        norm_eval=norm_eval, in_chans=in_chans)
     return model.train(model_2d.training)
 
 
@@ -456,7 +460,7 @@ def create_inflated(source: str, pretrained: bool = False, *, design: Union[str,
     build = _timm_2d if library == "timm" else _torchvision_2d
     net = build(name, pretrained, pretrained_cfg_overlay, cache_dir, **kwargs)
     model = inflate(net, design, inflation, source=f"{library}/{name}", frozen_stages=frozen_stages,
-                    norm_eval=norm_eval)
+                    norm_eval=norm_eval, in_chans=kwargs.get("in_chans"))
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
     cfg = model.pretrained_cfg

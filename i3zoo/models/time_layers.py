@@ -179,7 +179,9 @@ class TimePool:
     def __init__(self, state: ClipState, size: int) -> None:
         self.state, self.size = state, size
 
-    def __call__(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+    def __call__(self, module: nn.Module, args, output):
+        if isinstance(output, (list, tuple)):  # a stage that hands on several tensors (SelecSLS): each pooled
+            return type(output)(self(module, args, item) for item in output)
         batch = self.state.batch
         frames = self.state.frames(output, "a temporal pool")
         if output.dim() == 4:  # maps: the 3D pool the hand-written models use (torch.export keeps T symbolic)
