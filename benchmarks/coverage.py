@@ -87,7 +87,10 @@ def input_size(net: nn.Module) -> int:
     """The smallest of 32, 64, 96, 128, 160, 224 (or the fixed size) at which the 2D network runs: patch sizes,
     windows and Inception's stems each want their own."""
     cfg = getattr(net, "pretrained_cfg", None) or {}
-    sizes = [cfg["input_size"][-1]] if cfg.get("fixed_input_size") else [32, 64, 96, 128, 160, 224]
+    stride = max((f["reduction"] for f in getattr(net, "feature_info", None) or [] if isinstance(f, dict)),
+                 default=1)  # the inflated network's smallest frame (its total stride)
+    sizes = [cfg["input_size"][-1]] if cfg.get("fixed_input_size") else [
+        s for s in (32, 64, 96, 128, 160, 224) if s >= stride]
     for size in sizes:
         try:
             with torch.no_grad():
@@ -153,6 +156,8 @@ def render_markdown(result: Dict) -> str:
              "|---|---|---|:-:|---:|---|---|"]
     for r in rows:
         error = f"{r['error']:.0e}" if r.get("error") is not None else "—"
+        if r.get("error") is not None and r["error"] != r["error"]:  # NaN: the 2D logits were finite (checked)
+            r = dict(r, why="non-finite outputs from the inflated network where the 2D network's are finite")
         kind = r.get("time") or "—"
         if not r.get("convolutional", True):
             kind += " (attention)"
