@@ -3,20 +3,27 @@ network, the same weights, the same clip and threads, timed in one process (medi
 alternating so that drift in the machine's speed falls on both).
 
     python -m benchmarks.inflate_speed [--clip 16 160 160] [--repeats 7]
+
+Writes ``benchmarks/inflate_speed_results/cpu-<processor>/speed.md`` (``scripts/update_readme.py`` copies it into
+README.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torchvision
 
 import i3zoo
-from benchmarks.run import describe_machine
+from benchmarks.run import describe_machine, processor_name
+
+RESULTS = Path(__file__).resolve().parent / "inflate_speed_results"
 
 
 def main(argv=None) -> int:
@@ -40,11 +47,15 @@ def main(argv=None) -> int:
                 model(clip)
                 times[name].append(time.perf_counter() - start)
     base = statistics.median(times["i3resnet50_i3d"])
-    print(f"Machine: {describe_machine(torch.device('cpu'))}, {torch.get_num_threads()} threads; torch "
-          f"{torch.__version__}; clip 1x3x{'x'.join(map(str, args.clip))}; median of {args.repeats}.\n")
-    print("| model | seconds | vs i3resnet50_i3d |\n|---|---:|---:|")
-    for name, values in times.items():
-        print(f"| {name} | {statistics.median(values):.3f} | {statistics.median(values) / base:.2f} |")
+    lines = [f"Machine: {describe_machine(torch.device('cpu'))}, {torch.get_num_threads()} threads; torch "
+             f"{torch.__version__}; clip 1x3x{'x'.join(map(str, args.clip))}; median of {args.repeats}.", "",
+             "| model | seconds | vs i3resnet50_i3d |", "|---|---:|---:|"]
+    lines += [f"| {name} | {statistics.median(values):.3f} | {statistics.median(values) / base:.2f} |"
+              for name, values in times.items()]
+    out = RESULTS / f"cpu-{re.sub(r'[^a-z0-9]+', '-', processor_name().lower()).strip('-')}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 

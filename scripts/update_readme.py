@@ -26,7 +26,8 @@ new = replace_block(new, "export-table", export_table())
 # (marker, results folder, rendered file): each benchmark's committed output, one README block per machine
 BENCHMARK_BLOCKS = (("benchmark", "results", "results.md"), ("extract-benchmark", "extract_results", "extract.md"),
                     ("train-benchmark", "train_results", "train.md"),
-                    ("inflation-coverage", "coverage_results", "coverage.md"))
+                    ("inflation-coverage", "coverage_results", "coverage.md"),
+                    ("inflate-speed", "inflate_speed_results", "speed.md"))
 for tag, folder, rendered in BENCHMARK_BLOCKS:
     for run in sorted(p.parent for p in (ROOT / "benchmarks" / folder).glob(f"*/{rendered}")):
         marker = f"{tag}:{run.name}"

@@ -277,7 +277,13 @@ def test_committed_coverage_table_holds_for_a_sample():
 
     committed = json.loads((RESULTS / f"timm-{timm.__version__}" / "coverage.json").read_text())
     rendered = (RESULTS / f"timm-{timm.__version__}" / "coverage.md").read_text().strip()
-    assert rendered in (REPO / "README.md").read_text(), "README coverage table is stale: run scripts/update_readme.py"
+    readme = (REPO / "README.md").read_text()
+    assert rendered in readme, "README coverage table is stale: run scripts/update_readme.py"
+    from benchmarks.inflate_speed import RESULTS as SPEED
+
+    assert list(SPEED.glob("*/speed.md"))
+    for speed in SPEED.glob("*/speed.md"):  # the speed rows too, as the benchmark wrote them
+        assert speed.read_text().strip() in readme, f"README block of {speed.parent.name} is stale"
     rows = {(r["library"], r["family"]): r for r in committed["rows"]}
     for key in (("timm", "resnet"), ("timm", "mobilenetv3"), ("torchvision", "shufflenetv2")):
         row = rows[key]
