@@ -217,3 +217,30 @@ def test_save_pretrained_keeps_the_ports_numerics(tmp_path, port_files):
     with torch.device("meta"):
         again = i3zoo.create_model(f"local-dir:{tmp_path / 'saved'}")
     assert (again.same_padding, again.bn_eps, again.in_chans) == ("static", 1e-5, 2)
+
+
+@pytest.mark.parametrize("name", ["i3inception_v1_dm.k400_flow_hassony2", "i3resnet50_i3d.ptv_k400"])
+def test_random_weights_of_a_video_checkpoint_tag(name):
+    """``--random-weights`` with a tag whose weights are a Kinetics checkpoint (no 2D network to seed): the tag's
+    own network and numerics, seeded, BatchNorm statistics randomized, recorded as random -- alike every time."""
+    from i3zoo.engines.loading import load_model
+
+    first, second = load_model(name, random_weights=True), load_model(name, random_weights=True)
+    assert first.random and first.weights["kind"] == "random" and first.weights["seed"] == 0
+    assert first.model.num_classes == 400 and first.model.pretrained_cfg["tag"] == name.split(".")[1]
+    state, again = first.model.state_dict(), second.model.state_dict()
+    assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
+    variances = [v for k, v in state.items() if k.endswith("running_var")]
+    assert variances and not any(torch.equal(v, torch.ones_like(v)) for v in variances)
+
+
+def test_predict_and_extract_refuse_the_flow_stream_on_rgb_video(run_cli, tmp_path):
+    from video_samples import write_video
+
+    write_video(tmp_path / "clip.mp4", 4, height=64, width=64)
+    for command in (["predict", str(tmp_path / "clip.mp4")], ["extract", str(tmp_path / "clip.mp4"), "--out",
+                                                               str(tmp_path / "out")]):
+        result = run_cli(*command, "--model", "i3inception_v1_dm.k400_flow_piergiaj", "--random-weights")
+        assert result.returncode != 0
+        assert "model takes 2-channel input" in result.stderr and "--streams flow" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 from pathlib import Path
@@ -64,12 +65,17 @@ def load_in_fresh_process(name: str, env: dict, out: Path, factory: str = "i3zoo
                           timeout=300)
 
 
-def test_push_then_load_online_then_offline(model, tmp_path):
+def test_push_then_load_online_then_offline(model, tmp_path, monkeypatch):
     with torch.no_grad():
         expected = model(clip())
     hf_home = tmp_path / "hf"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     with HubStandIn(require_token=TOKEN) as hub:
         commit = i3zoo.push_to_hub(model, REPO, token=TOKEN, private=False, endpoint=hub.endpoint)
+        # the folder saved for the upload is gone, and the lock file kept beside it with it
+        assert list(scratch.iterdir()) == []
 
         # what arrived: one commit with the three files
         assert [m for _, m in hub.commits(REPO)] == ["initial commit", "Add i3zoo pre-inflated weights"]
@@ -185,7 +191,9 @@ def test_other_inflation_mode_does_not_use_published_center_weights(published_re
 def test_push_command_prints_progress_and_the_record(tmp_path, checkpoint_2d):
     with HubStandIn() as hub:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-        env.update(hub.env(tmp_path / "hf"), HF_TOKEN=TOKEN)
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
+        env.update(hub.env(tmp_path / "hf"), HF_TOKEN=TOKEN, TMPDIR=str(scratch))
         result = subprocess.run(
             [sys.executable, "-m", "i3zoo", "push", "i3densenet121.tv_in1k", "--repo", REPO,
              "--file", str(checkpoint_2d("i3densenet121")), "--private"],
@@ -194,6 +202,7 @@ def test_push_command_prints_progress_and_the_record(tmp_path, checkpoint_2d):
         assert hub.is_private(REPO)
         sha = json.loads(hub.files(REPO)[CONFIG_NAME])["i3zoo"]["weights_sha256"]
         head = hub.branches(REPO)["main"]
+    assert [p.name for p in scratch.iterdir() if p.name.startswith(("i3zoo-push-", ".i3zoo-push-"))] == []
     out = result.stdout
     assert "[i3densenet121.tv_in1k] inflating" in out and f"uploading to {REPO} (private)" in out
     assert f'revision="{head}", sha256="{sha}"' in out

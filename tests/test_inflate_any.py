@@ -146,6 +146,18 @@ def test_features_only_gives_5d_maps(family_nets):
     assert full.forward_features(torch.randn(1, 3, 4, 64, 64)).shape[1] == full.num_features
     assert full.forward_head(torch.randn(2, full.num_features, 2, 2, 2), pre_logits=True).shape == (
         2, full.num_features)
+    # indices as timm takes them, checked as every i3zoo model checks them
+    clip = torch.randn(1, 3, 4, 64, 64)
+    count = len(full.feature_info)
+    every = full.forward_intermediates(clip)
+    assert len(every) == count
+    for picked, expected in ((2, every[-2:]), ([-1, 0], [every[-1], every[0]])):
+        assert len(full.forward_intermediates(clip, picked)) == len(expected)
+        assert all(torch.equal(a, b) for a, b in zip(full.forward_intermediates(clip, picked), expected))
+    with pytest.raises(ValueError, match=rf"indices must be .* range\(-{count}, {count}\); got \({count},\)"):
+        full.forward_intermediates(clip, (count,))
+    with pytest.raises(ValueError, match=rf"out_indices must be .*; got \(0, {count}\)"):
+        i3zoo.create_model("inflate:timm/test_resnet", features_only=True, out_indices=(0, count))
 
 
 def test_two_d_weights_from_a_file(tmp_path):

@@ -55,9 +55,12 @@ def test_two_stream_extraction_windows_resume_and_failures(two_stream, tmp_path)
     with safe_open(str(tmp_path / "out" / "clip.mp4.safetensors"), framework="pt") as f:
         features, start, end = f.get_tensor("features"), f.get_tensor("start"), f.get_tensor("end")
         record = json.loads(f.metadata()["i3zoo"])
+        streams = {name: f.get_tensor(name) for name in ("rgb", "flow")}
     assert features.shape == (2, 2048)  # windows of frames 0-1 and 2-3: RGB of the first frame, flow of the pair
     assert start.tolist() == [0.0, 2 / 25] and torch.allclose(end, torch.tensor([2 / 25, 4 / 25], dtype=torch.float64))
     assert record["settings"]["streams"] == {"rgb": [0, 1024], "flow": [1024, 2048]}
+    # each stream beside the concatenation, as video_features hands them out
+    assert torch.equal(streams["rgb"], features[:, :1024]) and torch.equal(streams["flow"], features[:, 1024:])
     # the RGB stream of the second window: frame 2 (its last frame only makes the flow pair), centre 128 x 128
     frames = torch.from_numpy(decode_by_hand(videos / "clip.mp4")).permute(3, 0, 1, 2).float()  # (3, T, H, W)
     with torch.no_grad():
@@ -65,6 +68,23 @@ def test_two_stream_extraction_windows_resume_and_failures(two_stream, tmp_path)
     assert torch.allclose(features[1, :1024], rgb[0], rtol=1e-4, atol=1e-5)
     again = extractor.extract([videos / "clip.mp4"], tmp_path / "out", progress=False)
     assert (again.written, again.skipped, again.windows) == (0, 1, 0)
+
+
+def test_two_stream_npy_outputs_give_each_stream_a_file(two_stream, tmp_path):
+    write_video(tmp_path / "clip.mp4", 4, height=128, width=160)
+    extractor = Extractor(two_stream, clip_len=2, step=2, transform=video_features_transform(128), batch_size=2,
+                          workers=0, format="npy")
+    assert extractor.extract([tmp_path / "clip.mp4"], tmp_path / "out", progress=False).written == 1
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4.flow.npy", "clip.mp4.json", "clip.mp4.npy",
+                                                     "clip.mp4.rgb.npy"]
+    whole = np.load(out / "clip.mp4.npy")
+    assert whole.shape == (2, 2048)
+    assert np.array_equal(np.load(out / "clip.mp4.rgb.npy"), whole[:, :1024])
+    assert np.array_equal(np.load(out / "clip.mp4.flow.npy"), whole[:, 1024:])
+    # the json, written last, marks the output complete: a rerun skips it
+    again = extractor.extract([tmp_path / "clip.mp4"], out, progress=False)
+    assert (again.written, again.skipped) == (0, 1)
 
 
 def test_two_stream_refuses_what_it_cannot_do(two_stream):

@@ -83,9 +83,8 @@ def _push_folder(name: str, args: argparse.Namespace) -> int:
 
 def _cmd_push(args: argparse.Namespace) -> int:
     import json
-    import tempfile
 
-    from ..weights.hub import CONFIG_NAME, save_pretrained, upload_saved
+    from ..weights.hub import CONFIG_NAME, saved_scratch, upload_saved
 
     folders = [name for name in args.names if name.startswith("local-dir:")]
     if folders:
@@ -96,9 +95,8 @@ def _cmd_push(args: argparse.Namespace) -> int:
     for name in names:
         repo_id = f"{args.repo}/{name}" if args.all else args.repo
         model = _build_for_export(name, args)
-        with tempfile.TemporaryDirectory(prefix="i3zoo-push-") as folder:
-            print(f"[{name}] measuring the equivalence and saving", flush=True)
-            save_pretrained(model, folder)
+        print(f"[{name}] measuring the equivalence and saving", flush=True)
+        with saved_scratch(model) as folder:
             sha256 = json.loads((Path(folder) / CONFIG_NAME).read_text())["i3zoo"]["weights_sha256"]
             print(f"[{name}] uploading to {repo_id}{' (private)' if args.private else ''}"
                   f"{' on ' + args.revision if args.revision else ''}", flush=True)

@@ -127,14 +127,17 @@ def find_inputs(paths: Sequence[Union[str, PathLike]], out: Union[str, PathLike]
     return inputs
 
 
-def output_paths(out: Path, relative: Path, fmt: str) -> List[Path]:
-    """The files of one video's output; the last one written marks it complete."""
+def output_paths(out: Path, relative: Path, fmt: str, streams: Sequence[str] = ()) -> List[Path]:
+    """The files of one video's output; the last one written marks it complete. ``streams`` (a two-stream run's):
+    in ``npy`` format each stream's features get a file of their own too (``clip.mp4.rgb.npy``), as
+    video_features writes them; ``safetensors`` holds them as tensors in the one file."""
     if fmt not in FORMATS:
         raise UsageError(f"format {fmt!r}: choose from {', '.join(FORMATS)}")
     stem = out / relative  # the video's own name with its extension: clip.mp4 and clip.avi do not collide
     if fmt == "safetensors":
         return [stem.with_name(stem.name + ".safetensors")]
-    return [stem.with_name(stem.name + ".npy"), stem.with_name(stem.name + ".json")]
+    return [stem.with_name(stem.name + ".npy"), *(stem.with_name(f"{stem.name}.{s}.npy") for s in streams),
+            stem.with_name(stem.name + ".json")]
 
 
 def read_settings(paths: List[Path], fmt: str) -> Optional[Dict[str, Any]]:
@@ -150,20 +153,25 @@ def read_settings(paths: List[Path], fmt: str) -> Optional[Dict[str, Any]]:
 
 
 def write_output(paths: List[Path], fmt: str, features, start, end, padded, record: Dict[str, Any]) -> None:
-    """One video's output, each file written atomically (the last one marks it complete)."""
+    """One video's output, each file written atomically (the last one marks it complete). A two-stream run's
+    (``settings["streams"]``: each stream's columns) holds each stream's features too: tensors ``rgb`` and
+    ``flow`` beside ``features`` (their concatenation), or files of their own in ``npy`` format."""
     import numpy as np
 
+    streams = {name: features[:, a:b].clone()  # a copy: safetensors refuses tensors that share memory
+               for name, (a, b) in record["settings"].get("streams", {}).items()}
     if fmt == "safetensors":
         from safetensors.torch import save
 
-        blob = save({"features": features.contiguous(), "start": start, "end": end, "padded": padded},
+        blob = save({"features": features.contiguous(), **streams, "start": start, "end": end, "padded": padded},
                     metadata={"i3zoo": json.dumps(record),
                               "random_weights": str(record["settings"]["weights"]["kind"] == "random").lower()})
         write_atomically(paths[0], lambda handle: handle.write(blob))
         return
-    write_atomically(paths[0], lambda handle: np.save(handle, features.numpy()))
+    for path, array in zip(paths[:-1], (features, *streams.values())):
+        write_atomically(path, lambda handle, array=array: np.save(handle, array.numpy()))
     sidecar = dict(record, start=start.tolist(), end=end.tolist(), padded=padded.tolist())
-    write_atomically(paths[1], lambda handle: handle.write(json.dumps(sidecar, indent=1).encode()))
+    write_atomically(paths[-1], lambda handle: handle.write(json.dumps(sidecar, indent=1).encode()))
 
 
 # ---------------------------------------------------------------- shares, and what a run does and what it did
@@ -408,6 +416,10 @@ class Extractor:
             dtype=dtype)
         #: a module that returns features itself (``returns_features``: two-stream I3D) runs as it is, with its
         #: own ``transform`` (``engines/two_stream.py``); where the features of each stream are, the outputs record
+        if transform is None:
+            from ..video import transforms_for
+
+            transform = transforms_for(self.loaded.model, crop_size=crop_size)  # UsageError: not an RGB model
         self.transform = transform
         if getattr(self.loaded.model, "returns_features", False):
             if optimize or compile or dtype != "float32":
@@ -435,7 +447,7 @@ class Extractor:
         todo: List[Tuple[Path, List[Path]]] = []
         skipped = 0
         for video, relative in videos[share.start:share.stop]:
-            outputs = output_paths(out, relative, self.format)
+            outputs = output_paths(out, relative, self.format, self.settings.get("streams", ()))
             state = self._output_state(outputs)
             if state == "missing":
                 todo.append((video, outputs))
@@ -488,13 +500,12 @@ class Extractor:
         return meeting.job_summary(job.finish(), job.progress, total)
 
     def _windows(self):
-        from ..video import VideoWindows, transforms_for
+        from ..video import VideoWindows
 
         settings = self.settings
-        transform = self.transform or transforms_for(self.loaded.model, crop_size=settings["crop_size"])
         device = f"cuda:{torch.cuda.current_device()}" if self.decode_device == "cuda" else "cpu"
         return VideoWindows([], clip_len=settings["clip_len"], step=settings["step"],
-                            frame_interval=settings["frame_interval"], fps=settings["fps"], transform=transform,
+                            frame_interval=settings["frame_interval"], fps=settings["fps"], transform=self.transform,
                             backend=self.backend, device=device)
 
     def extract(self, paths: Sequence[Union[str, PathLike]], out: Union[str, PathLike], *,

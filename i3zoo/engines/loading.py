@@ -113,6 +113,9 @@ def weights_overlay(name: str, *, file: Optional[str] = None, random_weights: bo
     if random_weights and is_inflated(name):  # the 2D network's own initialisation, seeded (load_model)
         return None, {"kind": "random", "seed": RANDOM_SEED,
                       "note": "the 2D network's seeded random initialisation, NOT trained weights"}
+    if random_weights and _trained_as_video(name):  # the tag's network itself, seeded (load_model)
+        return None, {"kind": "random", "seed": RANDOM_SEED,
+                      "note": "seeded random weights with randomized BatchNorm statistics, NOT trained weights"}
     if random_weights:
         overlay = dict(state_dict=seeded_2d_state_dict(model_class(name).network_2d, RANDOM_SEED))
         return overlay, {"kind": "random", "seed": RANDOM_SEED,
@@ -122,6 +125,15 @@ def weights_overlay(name: str, *, file: Optional[str] = None, random_weights: bo
             raise UsageError(f"file {file}: no such file")
         return dict(file=str(file)), {"kind": "file", "name": Path(file).name}
     return None, None
+
+
+def _trained_as_video(name: str) -> bool:
+    """Whether registered ``name``'s weights are a video checkpoint (Kinetics), not 2D weights to inflate: its
+    source reads that checkpoint's layout only, so random weights are the tag's own network, seeded."""
+    from ..weights.sources import source_of_tag
+
+    source = source_of_tag(name)
+    return source is not None and not source.inflated
 
 
 def load_model(name: str, *, file: Optional[str] = None, random_weights: bool = False, inflation: str = "center",
@@ -147,6 +159,7 @@ def load_model(name: str, *, file: Optional[str] = None, random_weights: bool = 
     import torch
 
     from ..registry import create_model
+    from ..weights.verify import randomize_batchnorm
 
     overlay, weights = weights_overlay(name, file=file, random_weights=random_weights)
     if design is not None and not is_inflated(name):
@@ -154,9 +167,12 @@ def load_model(name: str, *, file: Optional[str] = None, random_weights: bool = 
     kwargs = dict(inflation=inflation) if not is_preinflated(name) else {}
     if is_inflated(name):
         kwargs["design"] = design or "i3d"
-        torch.manual_seed(RANDOM_SEED)  # a random-weights run initialises the 2D network alike every time
-    model = create_model(name, pretrained=not (random_weights and is_inflated(name)), pretrained_cfg_overlay=overlay,
-                         **kwargs)
+    own_init = random_weights and overlay is None  # the network's seeded initialisation, not weights read
+    if own_init:
+        torch.manual_seed(RANDOM_SEED)  # a random-weights run initialises the network alike every time
+    model = create_model(name, pretrained=not own_init, pretrained_cfg_overlay=overlay, **kwargs)
+    if own_init and not is_inflated(name):
+        randomize_batchnorm(model, RANDOM_SEED + 1)
     if weights is None:
         weights = {"kind": "pretrained", **{k: v for k, v in (getattr(model, "source_2d", None) or {}).items()
                                             if not k.startswith("_")}}

@@ -12,7 +12,7 @@ loads into the built model, where ours must be inflated first).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import torch
 from timm.models import FeatureListNet
@@ -26,7 +26,7 @@ from ..weights import preinflated  # noqa: F401  (registers the preinflated and 
 from ..weights.checkpoints import CheckpointError
 from ..weights.config import MODEL_ARGS
 from ..weights.sources import VideoCfg, load_pretrained
-from .layers import check_clip, valid_feature_indices
+from .layers import check_clip, take_feature_indices
 
 __all__ = ["resolve_cfg", "load_at_init", "create_registered", "VideoFeatureListNet", "wrap_features"]
 
@@ -104,14 +104,6 @@ def _wrapper_arguments(cls: type) -> List[str]:
     return names
 
 
-def _stage_indices(out_indices, stages: int) -> Tuple[int, ...]:
-    """``out_indices`` as timm takes them (n: the last n features; a sequence: those), checked."""
-    if not valid_feature_indices(out_indices, stages):
-        raise ValueError(f"out_indices must be stage indices in range({stages}) (negative: from the end) or a count "
-                         f"of last stages from 1 to {stages}; got {out_indices!r}")
-    return tuple(range(stages - out_indices, stages)) if isinstance(out_indices, int) else tuple(out_indices)
-
-
 def wrap_features(model: nn.Module, feature_cls: Optional[str] = "list", out_indices=(0, 1, 2, 3, 4),
                   **feature_cfg: Any) -> nn.Module:
     """``model`` as a ``features_only`` extractor: timm's ``FeatureListNet`` (``"list"``, the default),
@@ -128,7 +120,8 @@ def wrap_features(model: nn.Module, feature_cls: Optional[str] = "list", out_ind
         raise ValueError(f"unknown feature_cfg key {unknown[0]!r} for feature_cls={feature_cls!r}; allowed: "
                          + ", ".join(["feature_cls", "out_indices", *allowed]))
     pretrained_cfg = model.pretrained_cfg
-    wrapped = wrapper(model, _stage_indices(out_indices, len(model.feature_info)), **feature_cfg)
+    take, _ = take_feature_indices(out_indices, len(model.feature_info), "out_indices")
+    wrapped = wrapper(model, tuple(take), **feature_cfg)
     wrapped.pretrained_cfg = wrapped.default_cfg = pretrained_cfg_for_features(pretrained_cfg)
     return wrapped
 

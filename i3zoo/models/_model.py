@@ -18,7 +18,6 @@ from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from timm.models._features import feature_take_indices
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -32,9 +31,9 @@ from .layers import (
     hold_in_eval,
     min_input_size,
     size_after,
+    take_feature_indices,
     temporal_padding_mode,
     total_stride,
-    valid_feature_indices,
 )
 
 __all__ = ["I3DNet", "GLOBAL_POOLS", "OUTPUT_FORMATS", "DEFAULT_CLIP_LEN"]
@@ -367,11 +366,7 @@ class I3DNet(nn.Module):
     def _take_indices(self, indices: Union[None, int, Sequence[int]]) -> Tuple[List[int], int]:
         """timm's ``feature_take_indices`` (None: all, n: the last n, a sequence: those, negative from the end),
         with a ``ValueError`` naming what is allowed instead of an assertion."""
-        count = len(self.feature_info)
-        if indices is not None and not valid_feature_indices(indices, count):
-            raise ValueError(f"indices must be None (all {count} features), a count from 1 to {count} (the last "
-                             f"ones) or feature indices in range(-{count}, {count}); got {indices!r}")
-        return feature_take_indices(count, indices)
+        return take_feature_indices(indices, len(self.feature_info))
 
     def forward_intermediates(
         self,

@@ -28,7 +28,7 @@ from ..weights.config import INFLATED_ARCH
 from ..weights.inflate import check_inflation_mode
 from .adapters import adapter_for
 from .designs import DESIGNS, Design, design_named
-from .layers import LayerSpec, check_clip, hold_in_eval, min_input_size, total_stride, valid_feature_indices
+from .layers import LayerSpec, check_clip, hold_in_eval, min_input_size, take_feature_indices, total_stride
 from .time_layers import ClipState, TimeConv, TimePool, UninflatableError, fold, unfold
 
 __all__ = ["InflatedNet", "InflatedFeatures", "inflate", "plan_design", "UninflatableError"]
@@ -217,15 +217,7 @@ class InflatedNet(nn.Module):
     def forward_intermediates(self, x: torch.Tensor, indices: Union[None, int, Sequence[int]] = None,
                               intermediates_only: bool = True, **unused: Any) -> List[torch.Tensor]:
         """The 5D maps of the ``feature_info`` entries ``indices`` (None: all; n: the last n)."""
-        count = len(self.feature_info)
-        if indices is not None and not valid_feature_indices(indices, count):
-            raise ValueError(f"indices must be None (all {count} features), a count from 1 to {count} or feature "
-                             f"indices in range(-{count}, {count}); got {indices!r}")
-        if indices is None:
-            indices = list(range(count))
-        elif isinstance(indices, int):
-            indices = list(range(count - indices, count))
-        indices = [i % count for i in indices]
+        indices, _ = take_feature_indices(indices, len(self.feature_info))
         maps = self.adapter.intermediates(self._frames(self.check_clip(x)), sorted(set(indices)))
         by_index = dict(zip(sorted(set(indices)), (self._clip(m) for m in maps)))
         return [by_index[i] for i in indices]
@@ -327,17 +319,11 @@ class InflatedFeatures(nn.Module):
     """``features_only``: the 5D maps of ``out_indices`` (timm's ``FeatureGetterNet`` contract) of an
     :class:`InflatedNet`."""
 
-    def __init__(self, model: InflatedNet, out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3, 4)) -> None:
+    def __init__(self, model: InflatedNet, out_indices: Union[None, int, Sequence[int]] = None) -> None:
         super().__init__()
-        count = len(model.feature_info)
-        if isinstance(out_indices, Sequence):
-            out_indices = [i for i in out_indices if -count <= i < count] or out_indices
-        if not valid_feature_indices(out_indices, count):
-            raise ValueError(f"out_indices must be stage indices in range({count}) or a count from 1 to {count}; "
-                             f"got {out_indices!r}")
         self.model = model
-        self.out_indices = list(range(count - out_indices, count)) if isinstance(out_indices, int) \
-            else [i % count for i in out_indices]
+        # None: every feature_info entry (their number is the 2D network's, not always timm's five)
+        self.out_indices, _ = take_feature_indices(out_indices, len(model.feature_info), "out_indices")
         self.feature_info = [model.feature_info[i] for i in self.out_indices]
         self.pretrained_cfg = getattr(model, "pretrained_cfg", {})
 
@@ -449,7 +435,7 @@ def create_inflated(source: str, pretrained: bool = False, *, design: Union[str,
             where timm knows a hash; torchvision: its hash-checked download); ``pretrained_cfg_overlay=dict(
             file=PATH)`` reads a local 2D copy instead.
         design, inflation: as :func:`inflate`.
-        features_only, out_indices: the 5D feature maps (:class:`InflatedFeatures`).
+        features_only, out_indices: the 5D feature maps (:class:`InflatedFeatures`; ``out_indices`` None: all).
         **kwargs: the 2D network's own arguments (timm: ``num_classes``, ``in_chans``, ``drop_rate``,
             ``drop_path_rate`` ...; torchvision: ``num_classes``).
     """
@@ -473,7 +459,7 @@ def create_inflated(source: str, pretrained: bool = False, *, design: Union[str,
     model.source_2d = {"library": library, "name": getattr(net, "source_weights", None) or f"{library}/{name}",
                        "pretrained": bool(pretrained)}
     if features_only:
-        return InflatedFeatures(model, (0, 1, 2, 3, 4) if out_indices is None else out_indices)
+        return InflatedFeatures(model, out_indices)
     return model
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from ..weights.inflate import check_inflation_mode
 
 __all__ = ["LayerSpec", "InflatedConv3d", "hold_in_eval", "temporal_padding_mode", "output_size", "size_after",
-           "min_input_size", "valid_feature_indices", "check_clip"]
+           "min_input_size", "valid_feature_indices", "take_feature_indices", "check_clip"]
 
 Triple = Tuple[int, int, int]
 
@@ -127,6 +127,18 @@ def valid_feature_indices(indices: Any, count: int) -> bool:
         return 1 <= indices <= count
     return isinstance(indices, Sequence) and len(indices) > 0 and all(
         isinstance(i, int) and not isinstance(i, bool) and -count <= i < count for i in indices)
+
+
+def take_feature_indices(indices: Any, count: int, name: str = "indices") -> Tuple[List[int], int]:
+    """timm's ``feature_take_indices`` (None: all ``count``, n: the last n, a sequence: those, negative from the
+    end) as absolute indices and the largest, with a ``ValueError`` naming what is allowed instead of timm's
+    assertion; ``name`` is the argument's name in that message."""
+    from timm.models._features import feature_take_indices
+
+    if indices is not None and not valid_feature_indices(indices, count):
+        raise ValueError(f"{name} must be None (all {count} features), a count from 1 to {count} (the last ones) "
+                         f"or feature indices in range(-{count}, {count}); got {indices!r}")
+    return feature_take_indices(count, indices)
 
 
 def check_clip(x: torch.Tensor, *, model_name: str, in_chans: int, min_size: Triple) -> torch.Tensor:

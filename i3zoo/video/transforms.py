@@ -25,6 +25,8 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
+from ..errors import UsageError
+
 __all__ = ["transforms_for", "ClipLayout", "ThreeCrop", "ShortSideScale"]
 
 _INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
@@ -129,6 +131,10 @@ def transforms_for(
     missing = [k for k in ("mean", "std", "input_size") if k not in cfg]
     if missing:
         raise ValueError(f"the pretrained cfg lacks {', '.join(missing)}; it has {', '.join(sorted(cfg))}")
+    channels = cfg["input_size"][0]
+    if channels != 3:  # video frames are RGB: a flow stream's input is computed (i3zoo.video.flow), not decoded
+        raise UsageError(f"transforms_for makes RGB clips (3 channels), but the model takes {channels}-channel "
+                         "input: DeepMind I3D's flow stream takes optical flow (i3zoo extract --streams flow)")
     size = int(crop_size or cfg["input_size"][-1])
     if size < 1:
         raise ValueError(f"crop_size must be >= 1; got {size}")

@@ -22,7 +22,7 @@ import torch
 from ..facts import model_facts
 from ..registry import list_models, meta_model, model_class
 from ..text import card_text
-from .sources import source_named
+from .sources import source_of_tag
 
 __all__ = ["render_card", "render_finetuned_card", "render_inflated_card", "card_equivalence", "committed_card",
            "write_committed_cards",
@@ -116,12 +116,6 @@ def equivalence_text(equivalence: Dict[str, Any], *, bound_only: bool) -> str:
     )
 
 
-def _source_of(model_id: str):
-    from timm.models import get_pretrained_cfg
-
-    return source_named(get_pretrained_cfg(model_id).weights_source)
-
-
 def render_card(
     model_id: str,
     *,
@@ -132,7 +126,7 @@ def render_card(
     bound_only: bool = False,
 ) -> str:
     """The model card (README.md) of ``model_id`` = ``arch.tag``, written by the tag's weight source."""
-    return _source_of(model_id).render_card(model_id, inflation=inflation, num_classes=num_classes,
+    return source_of_tag(model_id).render_card(model_id, inflation=inflation, num_classes=num_classes,
                                             equivalence=equivalence, source_2d=source_2d, bound_only=bound_only)
 
 
@@ -187,7 +181,7 @@ def committed_card(model_id: str) -> str:
     from timm.models import get_pretrained_cfg
 
     num_classes = get_pretrained_cfg(model_id).num_classes
-    if not getattr(_source_of(model_id), "inflated", False):  # trained 3D weights (Kinetics): nothing inflated
+    if not getattr(source_of_tag(model_id), "inflated", False):  # trained 3D weights (Kinetics): nothing inflated
         return render_card(model_id, inflation="center", num_classes=num_classes,
                            equivalence={"measured": False, "why": "trained 3D weights, not inflated"})
     return render_card(model_id, inflation="center", num_classes=num_classes, equivalence=card_equivalence(model_id),

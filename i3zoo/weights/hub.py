@@ -9,6 +9,7 @@ weights' sha256 and loads them strictly).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -20,8 +21,8 @@ from torch import nn
 from .checkpoints import CheckpointError, sha256_of
 from .config import CARD_NAME, CONFIG_NAME, INFLATED_ARCH, WEIGHTS_NAME
 
-__all__ = ["save_pretrained", "push_to_hub", "upload_saved", "saved_files", "SAVED_FILES", "WEIGHTS_NAME",
-           "CONFIG_NAME", "CARD_NAME"]
+__all__ = ["save_pretrained", "saved_scratch", "push_to_hub", "upload_saved", "saved_files", "SAVED_FILES",
+           "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME"]
 
 #: the files :func:`save_pretrained` writes: all that is uploaded from a saved folder
 SAVED_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
@@ -262,10 +263,17 @@ def push_to_hub(
     Returns:
         huggingface_hub's ``CommitInfo`` for the upload (``.oid`` is the commit).
     """
-    with tempfile.TemporaryDirectory(prefix="i3zoo-push-") as folder:
-        save_pretrained(model, folder)
+    with saved_scratch(model) as folder:
         return upload_saved(folder, repo_id, token=token, private=private, revision=revision,
                             commit_message=commit_message, endpoint=endpoint)
+
+
+@contextlib.contextmanager
+def saved_scratch(model: nn.Module):
+    """``save_pretrained`` into a scratch folder for uploading; on leaving, the folder is removed, and with it
+    the lock file the save keeps beside the folder (a folder of its own, not a name straight under the temp dir)."""
+    with tempfile.TemporaryDirectory(prefix="i3zoo-push-") as scratch:
+        yield save_pretrained(model, Path(scratch) / "model")
 
 
 def upload_saved(folder, repo_id: str, *, token=None, private=False, revision=None,

@@ -30,7 +30,7 @@ from .checkpoints import check_state_dict, fetch_checkpoint, public_url, read_st
 from .inflate import CheckpointMismatchError, inflate_state_dict
 
 __all__ = ["VideoCfg", "WeightSource", "register_source", "source_kinds", "source_named",
-           "source_for", "load_pretrained", "fill_model", "read_2d_state_dict", "classes_in"]
+           "source_for", "source_of_tag", "load_pretrained", "fill_model", "read_2d_state_dict", "classes_in"]
 
 _logger = logging.getLogger(__name__)
 
@@ -103,6 +103,15 @@ def source_named(kind: str) -> WeightSource:
     if kind not in _SOURCES:
         raise ValueError(f"unknown weight source {kind!r}; known: {', '.join(_SOURCES)}")
     return _SOURCES[kind]
+
+
+def source_of_tag(model_id: str) -> Optional[WeightSource]:
+    """The source of a registered ``arch[.tag]``'s weights (the default tag's for an ``arch``); None where the
+    model has no weights registered."""
+    from timm.models import get_pretrained_cfg
+
+    kind = getattr(get_pretrained_cfg(model_id), "weights_source", None)
+    return source_named(kind) if kind else None
 
 
 def source_for(cfg: Dict[str, Any], *, overridden: bool = False) -> List[WeightSource]:

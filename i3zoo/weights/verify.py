@@ -19,8 +19,8 @@ from ..registry import create_model, list_models, model_class
 from .checkpoints import CheckpointError, cached_path, fetch_checkpoint, read_state_dict
 from .inflate import INFLATION_MODES, remap_legacy_densenet_keys
 
-__all__ = ["CheckResult", "WeightChoice", "choose_weights", "seeded_2d_state_dict", "boring_video_check",
-           "synthetic_images", "load_images"]
+__all__ = ["CheckResult", "WeightChoice", "choose_weights", "seeded_2d_state_dict", "randomize_batchnorm",
+           "boring_video_check", "synthetic_images", "load_images"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -111,17 +111,24 @@ def torchvision_2d_model(network: Network2D) -> torch.nn.Module:
 def seeded_2d_state_dict(network: Network2D, seed: int = 0) -> Dict[str, torch.Tensor]:
     """A torchvision model's state dict with seeded random weights and randomized BatchNorm statistics."""
     torch.manual_seed(seed)
-    model = torchvision_2d_model(network)
-    g = torch.Generator().manual_seed(seed + 1)
+    return randomize_batchnorm(torchvision_2d_model(network), seed + 1).state_dict()
+
+
+def randomize_batchnorm(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """``model`` with seeded random affine parameters and running statistics in every BatchNorm (in place), so
+    that normalisation is not the identity it is at initialisation, as trained weights' is not."""
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 n = m.num_features
-                m.weight.copy_(1 + 0.2 * torch.randn(n, generator=g))
-                m.bias.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
-    return model.state_dict()
+                if m.affine:
+                    m.weight.copy_(1 + 0.2 * torch.randn(n, generator=g))
+                    m.bias.copy_(0.1 * torch.randn(n, generator=g))
+                if m.track_running_stats:
+                    m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
+                    m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+    return model
 
 
 def synthetic_images(count: int = 2, size: int = 112, seed: int = 0) -> torch.Tensor:
