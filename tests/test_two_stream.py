@@ -17,6 +17,7 @@ import i3zoo
 from i3zoo.engines import Extractor
 from i3zoo.engines.loading import LoadedModel
 from i3zoo.engines.two_stream import TwoStreamI3D, VideoFeaturesResize, video_features_transform
+from i3zoo.video.flow import flow_pairs, flow_to_i3d_input
 from i3zoo.weights.raft import raft_large_model
 
 
@@ -87,12 +88,47 @@ def test_two_stream_npy_outputs_give_each_stream_a_file(two_stream, tmp_path):
     assert (again.written, again.skipped) == (0, 1)
 
 
+class CountingRAFT(torch.nn.Module):
+    """The real RAFT, counting the frame pairs it is run on."""
+
+    def __init__(self, raft: torch.nn.Module) -> None:
+        super().__init__()
+        self.raft, self.pairs = raft, 0
+
+    def forward(self, first, second, num_flow_updates):
+        self.pairs += first.shape[0]
+        return self.raft(first, second, num_flow_updates=num_flow_updates)
+
+
+def test_overlapping_windows_compute_each_flow_pair_once(two_stream, tmp_path):
+    """Windows of 3 frames every frame (2 pairs each, 4 windows over 6 frames, in batches of 2): RAFT runs on the
+    5 distinct pairs only, and each window's flow features are those of its own pairs computed alone."""
+    write_video(tmp_path / "clip.mp4", 6, height=128, width=160)
+    raft = CountingRAFT(two_stream.model.raft)
+    model = TwoStreamI3D(None, two_stream.model.flow, raft, crop_size=128, iterations=1).eval()
+    loaded = LoadedModel(model, "flow", two_stream.weights, True)
+    extractor = Extractor(loaded, clip_len=3, step=1, transform=video_features_transform(128), batch_size=2,
+                          workers=0)
+    assert extractor.extract([tmp_path / "clip.mp4"], tmp_path / "out", progress=False).windows == 4
+    assert raft.pairs == 5
+    with safe_open(str(tmp_path / "out" / "clip.mp4.safetensors"), framework="pt") as f:
+        features = f.get_tensor("flow")
+    frames = torch.from_numpy(decode_by_hand(tmp_path / "clip.mp4")).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+    with torch.no_grad():
+        for start in range(4):
+            flow = flow_to_i3d_input(flow_pairs(raft.raft, frames[start:start + 3], iterations=1), 128)
+            alone = TwoStreamI3D._pooled(model.flow, flow[None])
+            assert torch.allclose(features[start], alone[0], rtol=1e-4, atol=1e-5), start
+
+
 def test_two_stream_refuses_what_it_cannot_do(two_stream):
     with pytest.raises(i3zoo.UsageError, match="runs as it is"):
         Extractor(two_stream, clip_len=3, dtype="bfloat16")
     assert two_stream.model.min_input_size == (2, 128, 128)
     with pytest.raises(i3zoo.UsageError, match="clip_len 1 is below"):
         Extractor(two_stream, clip_len=1)
+    with pytest.raises(i3zoo.UsageError, match="returns its own features: give its frame transform"):
+        Extractor(two_stream, clip_len=3)
     with pytest.raises(ValueError, match="needs a RAFT model"):
         TwoStreamI3D(None, two_stream.model.flow, None)
 

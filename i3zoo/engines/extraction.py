@@ -416,18 +416,21 @@ class Extractor:
             dtype=dtype)
         #: a module that returns features itself (``returns_features``: two-stream I3D) runs as it is, with its
         #: own ``transform`` (``engines/two_stream.py``); where the features of each stream are, the outputs record
-        if transform is None:
-            from ..video import transforms_for
-
-            transform = transforms_for(self.loaded.model, crop_size=crop_size)  # UsageError: not an RGB model
-        self.transform = transform
         if getattr(self.loaded.model, "returns_features", False):
             if optimize or compile or dtype != "float32":
                 raise UsageError(f"{self.loaded.name} runs as it is: optimize, compile and dtype {dtype} do not apply")
+            if transform is None:
+                raise UsageError(f"{self.loaded.name} returns its own features: give its frame transform "
+                                 "(transform=, e.g. i3zoo.engines.two_stream.video_features_transform())")
             self.settings["streams"] = {k: list(v) for k, v in self.loaded.model.stream_slices().items()}
             self._model = self.loaded.model
         else:
+            if transform is None:
+                from ..video import transforms_for
+
+                transform = transforms_for(self.loaded.model, crop_size=crop_size)  # UsageError: not RGB
             self._model = _feature_model(self.loaded.model, dtype, optimize, compile)
+        self.transform = transform
         #: the path that ran (:meth:`i3zoo.inference.InferencePath.record`), in every output beside the settings
         self.inference = dict(precision=dtype, optimized=isinstance(self._model, InferenceModel), compiled=compile)
 

@@ -6,8 +6,8 @@ video_features' I3D protocol (``configs/i3d.yml``, ``models/i3d/extract_i3d.py``
 * frames decoded in RGB, each resized with PIL's bilinear filter so that its short side is 256 and its long side
   ``int(256 * long / short)`` (truncated; ``models/transforms.py``, ``resize``), kept as 0..255 floats;
 * stacks of 64 + 1 frames every 64 (a stack is complete only when its 65th frame exists): the RGB stream takes
-  the first 64, the flow stream the 64 consecutive pairs (flow between stacks is never computed twice: with the
-  step equal to the stack, stacks share one frame and no pair);
+  the first 64, the flow stream the 64 consecutive pairs (with the step equal to the stack, stacks share one
+  frame and no pair; with a smaller step, RAFT still runs once per distinct pair: :meth:`TwoStreamI3D._flow_input`);
 * RGB: centre crop 224, ``2 * x / 255 - 1``; flow: ``i3zoo.video.flow`` (RAFT on the uncropped frames, then the
   crop and DeepMind's quantisation);
 * each stream's I3D (hassony2's port as video_features runs it: ``i3inception_v1_dm.k400_*_hassony2``) gives
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ..video.flow import RAFT_ITERATIONS, center_crop, flow_pairs, flow_to_i3d_input
+from ..video.flow import RAFT_ITERATIONS, center_crop, dequantize_flow, flow_between, quantize_flow
 from .loading import LoadedModel
 
 __all__ = ["STREAMS", "VIDEO_FEATURES_PRESET", "TwoStreamI3D", "VideoFeaturesResize", "video_features_transform",
@@ -61,6 +61,7 @@ class TwoStreamI3D(nn.Module):
             raise ValueError("the flow stream needs a RAFT model (i3zoo.weights.raft.raft_large_model)")
         self.rgb, self.flow, self.raft = rgb, flow, raft
         self.streams = tuple(s for s, m in (("rgb", rgb), ("flow", flow)) if m is not None)
+        self._pairs: Dict[Tuple[bytes, bytes], torch.Tensor] = {}  # quantised flow of recent frame pairs
         self.crop_size, self.iterations = crop_size, iterations
         self.num_features = sum(m.num_features for m in (rgb, flow) if m is not None)
         #: what LoadedModel and the Extractor read of a model: the smallest stack (the streams' shortest clip and
@@ -91,11 +92,43 @@ class TwoStreamI3D(nn.Module):
             rgb = 2 * center_crop(frames[:, :, :-1], self.crop_size) / 255 - 1  # video_features' ScaleTo1_1
             outputs.append(self._pooled(self.rgb, rgb))
         if self.flow is not None:
-            flow = torch.stack([flow_to_i3d_input(flow_pairs(self.raft, clip.transpose(0, 1),
-                                                             iterations=self.iterations), self.crop_size)
-                                for clip in frames])
-            outputs.append(self._pooled(self.flow, flow))
+            outputs.append(self._pooled(self.flow, self._flow_input(frames)))
         return torch.cat(outputs, dim=1)
+
+    def _flow_input(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, T + 1, H, W) frames -> (N, 2, T, crop, crop) flow-stream input, RAFT run once per distinct frame
+        pair: windows that overlap (a step below the stack) share pairs, within this batch and with the batches
+        just before (:attr:`_pairs`, the quantised flow of up to twice the last call's pairs, keyed by the two
+        frames' bytes), so no pair is computed twice however the windows are laid out."""
+        digests = [[_digest(frames[i, :, t]) for t in range(frames.shape[2])] for i in range(frames.shape[0])]
+        keys = [[(d[t], d[t + 1]) for t in range(len(d) - 1)] for d in digests]
+        todo: Dict[Tuple[bytes, bytes], Tuple[int, int]] = {}
+        for i, clip in enumerate(keys):
+            for t, key in enumerate(clip):
+                if key not in self._pairs and key not in todo:
+                    todo[key] = (i, t)
+        if todo:
+            first = torch.stack([frames[i, :, t] for i, t in todo.values()])
+            second = torch.stack([frames[i, :, t + 1] for i, t in todo.values()])
+            levels = quantize_flow(flow_between(self.raft, first, second, iterations=self.iterations),
+                                   self.crop_size)
+            self._pairs.update(zip(todo, levels))
+        found = torch.stack([dequantize_flow(torch.stack([self._pairs[key] for key in clip]).to(frames.device),
+                                             frames.dtype) for clip in keys])
+        for key in (key for clip in keys for key in clip):  # this call's pairs become the latest
+            self._pairs[key] = self._pairs.pop(key)
+        limit = 2 * sum(map(len, keys))
+        while len(self._pairs) > limit:  # the oldest first: the next windows share pairs with the latest
+            del self._pairs[next(iter(self._pairs))]
+        return found
+
+
+def _digest(frame: torch.Tensor) -> bytes:
+    """A frame's identity: the hash of its values (two frames hash alike only if they are equal)."""
+    import hashlib
+
+    data = frame.detach().contiguous().cpu().numpy().tobytes()
+    return hashlib.blake2b(data, digest_size=16, person=str(tuple(frame.shape)).encode()[:16]).digest()
 
 
 class VideoFeaturesResize(nn.Module):

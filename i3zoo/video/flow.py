@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["RAFT_ITERATIONS", "FLOW_CLAMP", "raft_padding", "pad_for_raft", "center_crop", "flow_pairs",
-           "flow_to_i3d_input"]
+           "flow_between", "quantize_flow", "dequantize_flow", "flow_to_i3d_input"]
 
 #: video_features' RAFT iterations (its ``RAFT.forward(..., iters=20, test_mode=True)``)
 RAFT_ITERATIONS = 20
@@ -69,17 +69,39 @@ def flow_pairs(raft: nn.Module, frames: torch.Tensor, *, iterations: int = RAFT_
     """
     if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] < 2:
         raise ValueError(f"flow_pairs takes (T + 1, 3, H, W) RGB frames with T >= 1; got {tuple(frames.shape)}")
-    scaled = 2 * (pad_for_raft(frames.float()) / 255.0) - 1.0  # the authors' RAFT.forward, operation for operation
+    return flow_between(raft, frames[:-1], frames[1:], iterations=iterations, batch_size=batch_size)
+
+
+@torch.no_grad()
+def flow_between(raft: nn.Module, first: torch.Tensor, second: torch.Tensor, *,
+                 iterations: int = RAFT_ITERATIONS, batch_size: int = 16) -> torch.Tensor:
+    """Flow from each of ``first`` to the same position of ``second``: (P, 3, H, W) frames each, 0..255 ->
+    (P, 2, H', W'), as :func:`flow_pairs` (which is this on consecutive frames)."""
+    if first.shape != second.shape or first.dim() != 4 or first.shape[1] != 3:
+        raise ValueError(f"flow_between takes two (P, 3, H, W) stacks of RGB frames; got {tuple(first.shape)} and "
+                         f"{tuple(second.shape)}")
+    # the authors' RAFT.forward, operation for operation
+    first, second = (2 * (pad_for_raft(f.float()) / 255.0) - 1.0 for f in (first, second))
     flows: List[torch.Tensor] = []
-    for start in range(0, scaled.shape[0] - 1, batch_size):
-        end = min(start + batch_size, scaled.shape[0] - 1)
-        flows.append(raft(scaled[start:end], scaled[start + 1:end + 1], num_flow_updates=iterations)[-1])
+    for start in range(0, first.shape[0], batch_size):
+        end = start + batch_size
+        flows.append(raft(first[start:end], second[start:end], num_flow_updates=iterations)[-1])
     return torch.cat(flows)
+
+
+def quantize_flow(flow: torch.Tensor, crop_size: int = 224) -> torch.Tensor:
+    """Step 2 and the first half of step 3: (T, 2, H, W) flow in pixels -> (T, 2, crop, crop) ``int16`` levels
+    0..256 (centre crop, clamp to ±20, ``round(128 + 255 / 40 * flow)``; 256 where the flow is +20 exactly)."""
+    cropped = center_crop(flow, crop_size).clamp(-FLOW_CLAMP, FLOW_CLAMP)
+    return (128 + 255 / (2 * FLOW_CLAMP) * cropped).round().to(torch.int16)
+
+
+def dequantize_flow(levels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The rest of step 3: (T, 2, crop, crop) levels -> (2, T, crop, crop) I3D input in [-1, 1], ``2 * q / 255 - 1``."""
+    return (2 * levels.to(dtype) / 255 - 1).permute(1, 0, 2, 3)
 
 
 def flow_to_i3d_input(flow: torch.Tensor, crop_size: int = 224) -> torch.Tensor:
     """video_features' flow transform: (T, 2, H, W) flow in pixels -> (2, T, crop, crop) in [-1, 1] (steps 2 and 3
     of the module docstring): centre crop, clamp to ±20, ``round(128 + 255 / 40 * flow)``, ``2 * q / 255 - 1``."""
-    cropped = center_crop(flow, crop_size).clamp(-FLOW_CLAMP, FLOW_CLAMP)
-    quantised = (128 + 255 / (2 * FLOW_CLAMP) * cropped).round()
-    return (2 * quantised / 255 - 1).permute(1, 0, 2, 3)
+    return dequantize_flow(quantize_flow(flow, crop_size), flow.dtype)
