@@ -176,3 +176,26 @@ def test_kill_9_leaves_no_partial_output_and_the_rerun_finishes(tmp_path):
     assert {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in finished} == complete  # never rewritten
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         f"v{i}.mp4.safetensors" for i in range(4)]
+
+
+@pytest.mark.parametrize("first", ["bfloat16", "float32"])
+def test_auto_precision_keeps_the_folders(run_cli, tmp_path, first):
+    """A folder holds one settings: ``--precision auto`` (float32 for a short job, bfloat16 for a long one where
+    the hardware runs it fast) takes the precision of the features already there instead of being refused."""
+    for name in ("one", "two"):
+        write_video(tmp_path / f"{name}.mp4", 3, 32, 40, fps=25)
+    out = tmp_path / "features"
+    given = run_cli("extract", str(tmp_path / "one.mp4"), *FAST, "--random-weights", "--out", str(out),
+                    "--precision", first, "--no-compile")
+    assert given.returncode == 0, given.stderr
+    auto = run_cli("extract", str(tmp_path / "two.mp4"), *FAST, "--random-weights", "--out", str(out),
+                   "--no-compile")
+    assert auto.returncode == 0, auto.stderr
+    assert f"holds {first} features; --precision auto keeps {first}" in auto.stderr
+    for name in ("one", "two"):
+        tensors, record, _ = _read(out / f"{name}.mp4.safetensors")
+        assert record["settings"]["dtype"] == first and record["inference"]["precision"] == first
+    other = "float32" if first == "bfloat16" else "bfloat16"
+    refused = run_cli("extract", str(tmp_path / "two.mp4"), *FAST, "--random-weights", "--out", str(out),
+                      "--precision", other, "--no-compile")
+    assert refused.returncode == 2 and "holds features made with other settings (dtype" in refused.stderr

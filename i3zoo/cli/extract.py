@@ -12,6 +12,7 @@ and weight options are shared with ``i3zoo predict`` (:mod:`i3zoo.cli.model_opti
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..errors import UsageError
 from .launch import add_nproc_argument, run_under_torchrun
@@ -88,6 +89,7 @@ def _engine(args: argparse.Namespace, loaded, inputs, processes, preset):
     if preset:
         return Extractor(loaded, **dict(engine_options(args, Extractor), **preset), rank=processes.rank,
                          world_size=processes.world_size)
+    _keep_the_folders_precision(args, loaded.banner)
 
     def build():
         return build_engine(Extractor, args, loaded, extraction_clips(args, loaded, inputs.videos),
@@ -101,6 +103,19 @@ def _engine(args: argparse.Namespace, loaded, inputs, processes, preset):
         args.precision, args.compile = choice["precision"], choice["compiled"]
         extractor = build()
     return extractor
+
+
+def _keep_the_folders_precision(args: argparse.Namespace, banner: str) -> None:
+    """``--precision auto`` in a folder that already holds features takes their precision: the rule would pick
+    float32 for a short job and bfloat16 for a long one, and a folder holds one settings (a rerun that finishes
+    the last few videos, or a first trial on three videos before the whole dataset, would be refused)."""
+    from ..engines.folder_settings import recorded_settings
+
+    recorded = recorded_settings(args.out) if args.precision == "auto" else None
+    if recorded and recorded.get("dtype") in ("float32", "bfloat16"):
+        args.precision = recorded["dtype"]
+        print(f"{banner}inference: {args.out} holds {args.precision} features; --precision auto keeps "
+              f"{args.precision}", file=sys.stderr, flush=True)
 
 
 def _print_start(extractor, plan, world_size: int) -> None:

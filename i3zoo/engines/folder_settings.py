@@ -17,11 +17,11 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 from ..errors import UsageError
 
-__all__ = ["settings_record", "claim_folder"]
+__all__ = ["settings_record", "claim_folder", "recorded_settings"]
 
 
 def settings_record(out: Union[str, os.PathLike]) -> Path:
@@ -57,6 +57,12 @@ def _read(path: Path) -> Dict[str, Any]:
         except json.JSONDecodeError:
             time.sleep(0.02)
     raise UsageError(f"{path} is not a settings record i3zoo can read; delete it, or use another output folder")
+
+
+def recorded_settings(out: Union[str, os.PathLike]) -> Optional[Dict[str, Any]]:
+    """The settings recorded for output folder ``out``, or None if no job has written there yet."""
+    path = settings_record(out)
+    return _read(path) if path.exists() else None
 
 
 def claim_folder(out: Union[str, os.PathLike], settings: Dict[str, Any]) -> None:
