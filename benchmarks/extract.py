@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -196,6 +197,7 @@ def main(argv=None) -> int:
             "--workers", str(args.workers), "--backend", "pyav", "--out", str(folder / f"features-{n}-processes")],
             n, torch.get_num_threads()) for n in counts}
     result = dict(machine=describe_machine(torch.device("cpu")), cpu_threads=torch.get_num_threads(),
+                  cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                   torch=torch.__version__, date=datetime.date.today().isoformat(), model=args.model,
                   clip=[args.clip_len, args.crop_size, args.crop_size], batch_size=args.batch_size,
                   workers=args.workers, videos=args.videos, seconds=args.seconds, windows=len(clips),
@@ -208,6 +210,13 @@ def main(argv=None) -> int:
     (out / "extract.md").write_text(markdown + "\n")
     print(markdown)
     return 0
+
+
+def cpu_time_ceiling(rates: Dict[str, float], cores: int, threads: int) -> float:
+    """The best end-to-end rate, as a share of model only, when decoding and the model share ``cores`` CPU cores:
+    a clip costs the model ``threads / model rate`` core-seconds and decoding ``1 / decode rate`` (one worker's
+    core), so at most ``cores / (threads + model rate / decode rate)``, however well the two overlap."""
+    return min(1.0, cores / (threads + rates["model only"] / rates["decode only"]))
 
 
 def render_markdown(result: Dict) -> str:
@@ -223,6 +232,10 @@ def render_markdown(result: Dict) -> str:
              f"at 320x240, 25 fps ({result['windows']} windows); median of {result['repeats']} passes.", "",
              "| pipeline | clips / s | vs model only |", "|---|---:|---:|"]
     lines += [f"| {name} | {rate:.2f} | {rate / model_only(name):.2f} |" for name, rate in rates.items()]
+    cores, threads = result.get("cores", result["cpu_threads"]), result["cpu_threads"]
+    lines += ["", f"The end-to-end ceiling on these {cores} cores, where decoding takes CPU time the model's "
+                  f"{threads} threads would use: {cpu_time_ceiling(rates, cores, threads):.2f} of model only "
+                  f"({cores} / ({threads} + model rate / decode rate))."]
     short, long = result["rss"]["short"], result["rss"]["long"]
     lines += ["", "| `i3zoo extract` on one video (8-frame clips every 64 frames, 32x32) | peak RSS (MB) |",
               "|---|---:|",

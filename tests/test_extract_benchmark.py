@@ -45,6 +45,31 @@ def test_readme_words_on_the_benchmark_match_its_figures():
     assert ("Peak memory did not grow with the video's length" in readme) == (not grew)
 
 
+def test_readme_words_on_the_xeon_rows_match_their_figures():
+    from benchmarks.extract import cpu_time_ceiling
+
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())  # the words, whatever the line breaks
+    data = json.loads((RESULTS / "cpu-intel-r-xeon-r-processor" / "extract.json").read_text())
+    rates, processes = data["clips_per_s"], data["processes"]
+    engine, command = rates["end to end"] / rates["model only"], processes["1"]["clips_per_s"] / rates["model only"]
+    assert (f"Here the engine kept {engine:.2f} of the model's speed and the command on one process {command:.2f} "
+            f"({processes['1']['clips_per_s']:.2f} against {rates['model only']:.2f} clips/s)") in readme
+    ceiling = cpu_time_ceiling(rates, data.get("cores", data["cpu_threads"]), data["cpu_threads"])
+    assert ceiling < 0.95 and f"caps end to end at {ceiling:.2f} of model only" in readme
+    speedup = processes["2"]["clips_per_s"] / processes["1"]["clips_per_s"]
+    assert f"(`--nproc 2`) ran {speedup:.2f}x one process" in readme
+    beat = processes["2"]["clips_per_s"] > rates["model only"]
+    assert ("beat the single process's model-only rate" in readme) == beat
+
+
+def test_the_ceiling_is_the_cpu_time_bound():
+    from benchmarks.extract import cpu_time_ceiling
+
+    # model 4 clips/s on 2 threads: 0.5 core-s a clip; decode 8 clips/s on one core: 0.125 core-s; 2 cores
+    assert cpu_time_ceiling({"model only": 4.0, "decode only": 8.0}, cores=2, threads=2) == 2 / 2.5
+    assert cpu_time_ceiling({"model only": 4.0, "decode only": 8.0}, cores=16, threads=2) == 1.0  # cores to spare
+
+
 def test_process_rows_come_from_the_command_summary_and_render():
     from benchmarks.extract import summary_rates
 
