@@ -89,7 +89,7 @@ def native_bfloat16(device: torch.device) -> bool:
     """Whether bfloat16 convolutions on ``device`` run on fast kernels.
 
     GPUs from Ampere on, and CPUs whose oneDNN has bfloat16 kernels (AVX512-BF16, AMX). Elsewhere (AVX2-only
-    CPUs) PyTorch falls back to a reference convolution that is two orders of magnitude slower than float32
+    CPUs) PyTorch falls back to a reference convolution that is far slower than float32
     (the benchmark measures the ratio on the machine it runs on).
     """
     if device.type == "cuda":

@@ -27,7 +27,8 @@ new = replace_block(new, "export-table", export_table())
 BENCHMARK_BLOCKS = (("benchmark", "results", "results.md"), ("extract-benchmark", "extract_results", "extract.md"),
                     ("train-benchmark", "train_results", "train.md"),
                     ("inflation-coverage", "coverage_results", "coverage.md"),
-                    ("inflate-speed", "inflate_speed_results", "speed.md"))
+                    ("inflate-speed", "inflate_speed_results", "speed.md"),
+                    ("two-stream-benchmark", "two_stream_results", "two_stream.md"))
 for tag, folder, rendered in BENCHMARK_BLOCKS:
     for run in sorted(p.parent for p in (ROOT / "benchmarks" / folder).glob(f"*/{rendered}")):
         marker = f"{tag}:{run.name}"

@@ -14,6 +14,8 @@ records what running it beside i3zoo with the same weights measured.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -244,3 +246,30 @@ def test_predict_and_extract_refuse_the_flow_stream_on_rgb_video(run_cli, tmp_pa
         assert result.returncode != 0
         assert "model takes 2-channel input" in result.stderr and "--streams flow" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_ports_numerics_differ_as_the_readme_says():
+    """The README's figures of what each port's numerics do to the same (seeded random) weights: BatchNorm eps 1e-3
+    (piergiaj) against 1e-5 (hassony2), then TensorFlow's SAME padding against the static rule, at a size the
+    strides do not divide; at a size they divide the two rules give the same numbers."""
+    from conftest import relative_error
+
+    from i3zoo.weights.verify import randomize_batchnorm
+
+    torch.manual_seed(0)
+    state = randomize_batchnorm(i3zoo.create_model(ARCH, num_classes=400), 1).state_dict()
+
+    def features(padding, eps, clip):
+        model = i3zoo.create_model(ARCH, num_classes=400, same_padding=padding, bn_eps=eps).eval()
+        model.load_state_dict(state)
+        with torch.no_grad():
+            return model.forward_head(model.forward_features(clip), pre_logits=True)
+
+    g = torch.Generator().manual_seed(2)
+    odd, even = (2 * torch.rand(1, 3, *size, generator=g) - 1 for size in ((17, 225, 231), (16, 224, 224)))
+    piergiaj, eps_only, hassony2 = (features(p, e, odd) for p, e in (("tf", 1e-3), ("tf", 1e-5), ("static", 1e-5)))
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    eps_effect = f"{relative_error(eps_only, piergiaj):.1e}".replace("e-0", "e-")
+    assert f"BatchNorm eps 1e-3 against 1e-5 changes the features by {eps_effect} relative" in readme
+    assert f"the static padding rule changes them by a further {relative_error(hassony2, eps_only):.2f}" in readme
+    assert torch.equal(features("tf", 1e-5, even), features("static", 1e-5, even))

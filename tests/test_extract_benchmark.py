@@ -60,6 +60,9 @@ def test_readme_words_on_the_xeon_rows_match_their_figures():
     assert f"(`--nproc 2`) ran {speedup:.2f}x one process" in readme
     beat = processes["2"]["clips_per_s"] > rates["model only"]
     assert ("beat the single process's model-only rate" in readme) == beat
+    rss = data["rss"]
+    ratio = rss["long"]["peak_rss_mb"] / rss["short"]["peak_rss_mb"]
+    assert ratio < 1.1 and f"Peak memory did not grow with the video's length ({ratio:.2f})" in readme
 
 
 def test_the_ceiling_is_the_cpu_time_bound():

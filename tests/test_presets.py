@@ -337,3 +337,11 @@ def test_a_saved_kinetics_model_loads_back_with_its_clip_convention(pyth, tmp_pa
     with torch.no_grad():
         assert torch.equal(loaded(clip), model(clip))
     assert "Kinetics-400" in (tmp_path / "saved" / "README.md").read_text()
+
+
+def test_the_readme_quotes_the_published_top1():
+    """The README's top-1 figures are the checkpoints' published ones the code records (rounded)."""
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    top1 = {design: PYTORCHVIDEO_KINETICS400[design].top1 for design in ("i3d", "slowonly", "c2d")}
+    assert (f"(top-1 {top1['i3d']:.1f} I3D, {top1['slowonly']:.1f} SlowOnly, {top1['c2d']:.1f} C2D, as "
+            "published)") in readme
