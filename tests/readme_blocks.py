@@ -1,9 +1,12 @@
-"""The README's benchmark blocks are the committed benchmark output: one check for every benchmark."""
+"""The README's benchmark blocks are the committed benchmark output: one check for every benchmark; and
+the benchmarks run as a user runs them."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -29,3 +32,9 @@ def check_committed_blocks(tag: str, results: Path, json_name: str, markdown_nam
         assert markdown == render(data).strip(), f"{run.name}: {markdown_name} is not what its {json_name} renders to"
         assert blocks[run.name].strip() == markdown, f"README's {run.name} block differs from its {markdown_name}"
     return runs
+
+
+def run_benchmark(module: str, *args: str) -> subprocess.CompletedProcess:
+    """``python -m benchmarks.<module> ARGS`` from the repository root, as a user runs it (10 minutes at most)."""
+    return subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600)

@@ -4,13 +4,11 @@ README's performance section is the committed benchmark output."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 from conftest import seeded_2d_model
-from readme_blocks import check_committed_blocks
+from readme_blocks import check_committed_blocks, run_benchmark
 
 from benchmarks.naive import naive_3d
 from benchmarks.run import render_markdown, run_settings
@@ -21,8 +19,7 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 def test_benchmark_runs_end_to_end(tmp_path):
     # one model: each construction is timed in two fresh interpreters; the DenseNet baseline is checked below
-    result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--tiny", "--bf16", "yes", "--out", str(tmp_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    result = run_benchmark("run", "--tiny", "--bf16", "yes", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["machine"] and data["peak_gflops"]["bfloat16"] > 0
@@ -45,8 +42,7 @@ def test_benchmark_runs_end_to_end(tmp_path):
     # an interrupted run resumes from partial.json: finished models are kept, not measured again
     settings = run_settings(data, repeats=1, compile=False, bf16=True)
     (tmp_path / "partial.json").write_text(json.dumps(dict(settings=settings, result=data)))
-    resumed = subprocess.run([sys.executable, "-m", "benchmarks.run", "--tiny", "--bf16", "yes", "--out", str(tmp_path),
-                              "--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    resumed = run_benchmark("run", "--tiny", "--bf16", "yes", "--out", str(tmp_path), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: i3resnet50 already done" in resumed.stdout
     assert json.loads((tmp_path / "results.json").read_text()) == data  # models, peak and notes: nothing re-measured
@@ -54,8 +50,7 @@ def test_benchmark_runs_end_to_end(tmp_path):
 
     # ... but never into a run with other settings
     (tmp_path / "partial.json").write_text(json.dumps(dict(settings=dict(settings, repeats=7), result=data)))
-    refused = subprocess.run([sys.executable, "-m", "benchmarks.run", "--tiny", "--bf16", "yes", "--out", str(tmp_path),
-                              "--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    refused = run_benchmark("run", "--tiny", "--bf16", "yes", "--out", str(tmp_path), "--resume")
     assert refused.returncode != 0 and "was made with other settings" in refused.stderr
 
 

@@ -4,11 +4,9 @@ noisy), and the README's "Video in" block is the committed benchmark output."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from readme_blocks import check_committed_blocks
+from readme_blocks import check_committed_blocks, run_benchmark
 
 from benchmarks.extract import RESULTS, render_markdown
 
@@ -16,8 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_extract_benchmark_runs_end_to_end(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.extract", "--tiny", "--out", str(tmp_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    result = run_benchmark("extract", "--tiny", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "extract.json").read_text())
     assert list(data["clips_per_s"]) == ["decode only", "model only", "end to end"]

@@ -4,22 +4,15 @@ machines are noisy), and the README's training-speed block is the committed benc
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-from readme_blocks import check_committed_blocks
+from readme_blocks import check_committed_blocks, run_benchmark
 
 from benchmarks.train import RESULTS, render_markdown
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_train_benchmark_runs_end_to_end(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--tiny", "--processes", "1", "--precisions",
-                             "fp32",
-                             "--device", "cpu",
-                             "--out", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    result = run_benchmark("train", "--tiny", "--processes", "1", "--precisions", "fp32", "--device", "cpu", "--out",
+                           str(tmp_path))
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "train.json").read_text())
     rows = data["rows"]

@@ -4,20 +4,14 @@ noisy), and the README's block is its committed output."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-from readme_blocks import check_committed_blocks
+from readme_blocks import check_committed_blocks, run_benchmark
 
 from benchmarks.two_stream import CONFIGURATIONS, RESULTS, render_markdown
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_two_stream_benchmark_runs_end_to_end(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.two_stream", "--tiny", "--out", str(tmp_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    result = run_benchmark("two_stream", "--tiny", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "two_stream.json").read_text())
     assert list(data["rows"]) == list(CONFIGURATIONS)
