@@ -91,3 +91,40 @@ def test_flow_pairs_are_consecutive_frames_batched(random_raft):
     with torch.no_grad():
         second = random_raft(scaled[1:2], scaled[2:3], num_flow_updates=1)[-1]
     assert torch.allclose(flows[1:], second, rtol=1e-4, atol=1e-4)
+
+
+def _texture(height: int, width: int, seed: int) -> torch.Tensor:
+    """A smooth random colour texture, (3, H, W) in 0..255: something TV-L1 can follow."""
+    coarse = torch.rand(1, 3, height // 8, width // 8, generator=torch.Generator().manual_seed(seed))
+    return 255 * torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic")[0].clamp(0, 1)
+
+
+def test_tvl1_is_opencvs_on_grayscale_frames_and_follows_motion():
+    """OpenCV's TV-L1 (default parameters) on the frames as 8-bit grayscale, (x, y) channels first; a texture
+    moved 2 pixels right gives a flow of about (2, 0)."""
+    import cv2
+
+    from i3zoo.video.flow import tvl1_between
+
+    first = _texture(96, 128, 0).round()
+    second = torch.roll(first, shifts=2, dims=2)
+    flow = tvl1_between(first[None], second[None])
+    assert flow.shape == (1, 2, 96, 128) and flow.dtype == torch.float32
+    gray = [cv2.cvtColor(f.to(torch.uint8).permute(1, 2, 0).contiguous().numpy(), cv2.COLOR_RGB2GRAY)
+            for f in (first, second)]
+    by_hand = cv2.optflow.DualTVL1OpticalFlow_create().calc(gray[0], gray[1], None)
+    assert torch.equal(flow[0], torch.from_numpy(by_hand).permute(2, 0, 1))
+    inner = flow[0, :, 16:-16, 16:-16]  # away from the wrapped-around edge
+    assert abs(inner[0].median().item() - 2) < 0.2 and abs(inner[1].median().item()) < 0.2
+
+
+def test_tvl1_without_opencv_contrib_says_what_to_install(monkeypatch):
+    import sys
+
+    import i3zoo
+    from i3zoo.video.flow import tvl1_between
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as where OpenCV is not installed: its import fails
+    frames = torch.zeros(1, 3, 8, 8)
+    with pytest.raises(i3zoo.UsageError, match=r"needs OpenCV's contrib build .*pip install -e '\.\[tvl1\]'"):
+        tvl1_between(frames, frames)

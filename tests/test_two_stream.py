@@ -141,3 +141,36 @@ def test_the_command_takes_only_deepminds_i3d(run_cli, tmp_path):
     result = run_cli("extract", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "i3inception_v1_dm",
                      "--preset", "video-features", "--clip-len", "16", "--random-weights")
     assert result.returncode == 2 and "--preset video-features sets --clip-len 65; got 16" in result.stderr
+    result = run_cli("extract", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "i3inception_v1_dm",
+                     "--preset", "video-features", "--flow", "tvl1", "--random-weights")
+    assert result.returncode == 2 and "computes RAFT flow, as video_features does; got --flow tvl1" in result.stderr
+    result = run_cli("extract", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "i3resnet50", "--flow",
+                     "tvl1", "--random-weights")
+    assert result.returncode == 2 and "--flow and --raft-file are the flow stream's: give --streams" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_tvl1_flow_stream_through_the_extractor(tmp_path):
+    """``flow_method="tvl1"`` (``--flow tvl1``): no RAFT; each window's flow features are the flow model's on the
+    quantised TV-L1 flow of its frame pairs, and the outputs record the method."""
+    from i3zoo.engines.two_stream import load_two_stream
+    from i3zoo.video.flow import dequantize_flow, quantize_flow, tvl1_between
+
+    write_video(tmp_path / "clip.mp4", 5, height=128, width=160)
+    loaded = load_two_stream("piergiaj", ("flow",), random_weights=True, crop_size=128, flow_method="tvl1")
+    assert loaded.model.raft is None and loaded.weights["flow"] == "tvl1"
+    extractor = Extractor(loaded, clip_len=3, step=2, transform=video_features_transform(128), batch_size=2,
+                          workers=0)
+    assert extractor.extract([tmp_path / "clip.mp4"], tmp_path / "out", progress=False).windows == 2
+    with safe_open(str(tmp_path / "out" / "clip.mp4.safetensors"), framework="pt") as f:
+        features = f.get_tensor("flow")
+        assert json.loads(f.metadata()["i3zoo"])["settings"]["weights"]["flow"] == "tvl1"
+    frames = torch.from_numpy(decode_by_hand(tmp_path / "clip.mp4")).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+    with torch.no_grad():
+        for window, start in enumerate((0, 2)):
+            clip = frames[start:start + 3]
+            flow = dequantize_flow(quantize_flow(tvl1_between(clip[:-1], clip[1:]), 128))
+            alone = TwoStreamI3D._pooled(loaded.model.flow, flow[None])
+            assert torch.allclose(features[window], alone[0], rtol=1e-4, atol=1e-5), window
+    with pytest.raises(ValueError, match="flow_method 'farneback': choose from raft, tvl1"):
+        TwoStreamI3D(None, loaded.model.flow, None, flow_method="farneback")

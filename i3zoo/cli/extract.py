@@ -42,6 +42,8 @@ def _two_stream(args: argparse.Namespace):
     if args.file:
         raise UsageError("--file names one stream's weights; with --streams the streams' tags name theirs")
     options = {}
+    if args.preset == "video-features" and args.flow != "raft":
+        raise UsageError(f"--preset video-features computes RAFT flow, as video_features does; got --flow {args.flow}")
     if args.preset == "video-features":
         for key, value in VIDEO_FEATURES_PRESET.items():
             given = getattr(args, key)
@@ -49,7 +51,7 @@ def _two_stream(args: argparse.Namespace):
                 raise UsageError(f"--preset video-features sets --{key.replace('_', '-')} {value}; got {given}")
             options[key] = value
     loaded = load_two_stream(port, args.streams or ("rgb", "flow"), raft_file=args.raft_file, device=args.device,
-                             random_weights=args.random_weights)
+                             random_weights=args.random_weights, flow_method=args.flow)
     return loaded, dict(options, transform=video_features_transform())
 
 
@@ -59,6 +61,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from ..distributed import start_processes
     from ..engines.extraction import find_inputs
 
+    if not (args.streams or args.preset) and (args.flow != "raft" or args.raft_file):
+        raise UsageError("--flow and --raft-file are the flow stream's: give --streams (or --preset video-features)")
     inputs = find_inputs(args.paths, args.out, list_file=args.list, format=args.format)
     processes = start_processes(args.device)  # one process, or torchrun's: its rank and its local GPU
     try:
@@ -142,6 +146,7 @@ def _print_summary(banner: str, summary) -> None:
 
 def add_parser(sub) -> None:
     from ..engines.extraction import DECODE_DEVICES, FORMATS
+    from ..video.flow import FLOW_METHODS
 
     p = sub.add_parser("extract", help="features of sliding windows over videos, one file per video (resumable; "
                                        "torchrun or --nproc for many processes)")
@@ -168,5 +173,8 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", choices=("video-features",),
                    help="v-iashin/video_features' I3D protocol: short side 256 (PIL bilinear), centre 224, stacks of "
                         "64 frames every 64 (plus one for the flow pairs), RAFT Sintel flow; both streams by default")
+    p.add_argument("--flow", default="raft", choices=FLOW_METHODS,
+                   help="the flow stream's flow: raft (video_features', the default) or tvl1 (the I3D paper's: "
+                        "OpenCV's TV-L1 on grayscale frames; pip install -e '.[tvl1]')")
     p.add_argument("--raft-file", metavar="PATH", help="a local raft-sintel.pth (the authors' layout)")
     p.set_defaults(func=_cmd_extract)

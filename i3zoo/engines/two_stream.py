@@ -25,7 +25,15 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ..video.flow import RAFT_ITERATIONS, center_crop, dequantize_flow, flow_between, quantize_flow
+from ..video.flow import (
+    FLOW_METHODS,
+    RAFT_ITERATIONS,
+    center_crop,
+    dequantize_flow,
+    flow_between,
+    quantize_flow,
+    tvl1_between,
+)
 from .loading import LoadedModel
 
 __all__ = ["STREAMS", "VIDEO_FEATURES_PRESET", "TwoStreamI3D", "VideoFeaturesResize", "video_features_transform",
@@ -45,7 +53,8 @@ class TwoStreamI3D(nn.Module):
     Args:
         rgb, flow: the streams' I3D models (``i3inception_v1_dm.k400_rgb_*`` / ``k400_flow_*``), or None for a
             stream not asked for.
-        raft: torchvision's ``raft_large`` (``i3zoo.weights.raft.raft_large_model``) when the flow stream runs.
+        raft: torchvision's ``raft_large`` (``i3zoo.weights.raft.raft_large_model``) when the flow stream runs RAFT.
+        flow_method: ``"raft"`` (video_features') or ``"tvl1"`` (the I3D paper's: OpenCV's TV-L1 on grayscale).
         crop_size: the centre crop both streams take (224).
         iterations: RAFT's refinement iterations (video_features': 20).
     """
@@ -53,13 +62,15 @@ class TwoStreamI3D(nn.Module):
     returns_features = True  # the Extractor calls it as it is (its output is already the features)
 
     def __init__(self, rgb: nn.Module = None, flow: nn.Module = None, raft: nn.Module = None, *,
-                 crop_size: int = 224, iterations: int = RAFT_ITERATIONS) -> None:
+                 crop_size: int = 224, iterations: int = RAFT_ITERATIONS, flow_method: str = "raft") -> None:
         super().__init__()
         if rgb is None and flow is None:
             raise ValueError("TwoStreamI3D needs an RGB model, a flow model or both")
-        if flow is not None and raft is None:
+        if flow_method not in FLOW_METHODS:
+            raise ValueError(f"flow_method {flow_method!r}: choose from {', '.join(FLOW_METHODS)}")
+        if flow is not None and flow_method == "raft" and raft is None:
             raise ValueError("the flow stream needs a RAFT model (i3zoo.weights.raft.raft_large_model)")
-        self.rgb, self.flow, self.raft = rgb, flow, raft
+        self.rgb, self.flow, self.raft, self.flow_method = rgb, flow, raft, flow_method
         self.streams = tuple(s for s, m in (("rgb", rgb), ("flow", flow)) if m is not None)
         self._pairs: Dict[Tuple[bytes, bytes], torch.Tensor] = {}  # quantised flow of recent frame pairs
         self.crop_size, self.iterations = crop_size, iterations
@@ -110,8 +121,9 @@ class TwoStreamI3D(nn.Module):
         if todo:
             first = torch.stack([frames[i, :, t] for i, t in todo.values()])
             second = torch.stack([frames[i, :, t + 1] for i, t in todo.values()])
-            levels = quantize_flow(flow_between(self.raft, first, second, iterations=self.iterations),
-                                   self.crop_size)
+            flows = flow_between(self.raft, first, second, iterations=self.iterations) \
+                if self.flow_method == "raft" else tvl1_between(first, second)
+            levels = quantize_flow(flows, self.crop_size)
             self._pairs.update(zip(todo, levels))
         found = torch.stack([dequantize_flow(torch.stack([self._pairs[key] for key in clip]).to(frames.device),
                                              frames.dtype) for clip in keys])
@@ -163,8 +175,8 @@ def video_features_transform(short_side: int = VIDEO_FEATURES_SHORT_SIDE) -> nn.
 
 def load_two_stream(port: str = "hassony2", streams: Sequence[str] = STREAMS, *, raft_weights: str = "sintel",
                     raft_file: str = None, device: str = "cpu", random_weights: bool = False, crop_size: int = 224,
-                    iterations: int = RAFT_ITERATIONS) -> LoadedModel:
-    """DeepMind's two-stream I3D of ``port`` with RAFT, ready for an Extractor.
+                    iterations: int = RAFT_ITERATIONS, flow_method: str = "raft") -> LoadedModel:
+    """DeepMind's two-stream I3D of ``port`` with its flow (RAFT, or TV-L1), ready for an Extractor.
 
     Args:
         port: ``"hassony2"`` (video_features' weights and numerics) or ``"piergiaj"``.
@@ -172,7 +184,7 @@ def load_two_stream(port: str = "hassony2", streams: Sequence[str] = STREAMS, *,
         raft_weights: ``"sintel"`` (the authors' file video_features runs), ``"torchvision"`` or ``"none"``.
         raft_file: a local ``raft-sintel.pth`` instead of the download.
         random_weights: random I3D and RAFT weights (a smoke run; never trained features).
-        crop_size, iterations: :class:`TwoStreamI3D`'s (video_features': 224 and 20).
+        crop_size, iterations, flow_method: :class:`TwoStreamI3D`'s (video_features': 224, 20 and ``"raft"``).
     """
     from ..registry import create_model
     from ..weights.raft import raft_large_model
@@ -182,13 +194,18 @@ def load_two_stream(port: str = "hassony2", streams: Sequence[str] = STREAMS, *,
         raise UsageError(f"unknown stream {unknown[0] if unknown else None!r}; choose from {', '.join(STREAMS)}")
     names = {s: f"i3inception_v1_dm.k400_{s}_{port}" for s in streams}
     models = {s: create_model(name, pretrained=not random_weights).eval() for s, name in names.items()}
-    raft = raft_large_model("none" if random_weights else raft_weights, file=raft_file) if "flow" in streams else None
-    model = TwoStreamI3D(models.get("rgb"), models.get("flow"), raft, crop_size=crop_size,
-                         iterations=iterations).to(device).eval()
+    if flow_method not in FLOW_METHODS:
+        raise UsageError(f"flow method {flow_method!r}: choose from {', '.join(FLOW_METHODS)}")
+    raft = raft_large_model("none" if random_weights else raft_weights, file=raft_file) \
+        if "flow" in streams and flow_method == "raft" else None
+    model = TwoStreamI3D(models.get("rgb"), models.get("flow"), raft, crop_size=crop_size, iterations=iterations,
+                         flow_method=flow_method).to(device).eval()
     name = "+".join(names.values())
     weights = {"kind": "random" if random_weights else "pretrained", "model": name, "inflation": "center",
                "streams": list(model.streams), "raft": None if raft is None else ("none" if random_weights else
                                                                                    raft_weights)}
+    if "flow" in streams and flow_method != "raft":
+        weights["flow"] = flow_method  # recorded only where it is not video_features' RAFT: old outputs stay complete
     if random_weights:
         weights.update(seed=0, note="random weights, NOT trained weights")
     return LoadedModel(model, name, weights, random_weights, None, "none (features)", device)

@@ -7,8 +7,8 @@ decoder from ``decoders`` (one module per decoder, each registered by name: PyAV
 clip transform from its pretrained cfg on ``torchvision.transforms.v2``, ``datasets`` the
 ``torch.utils.data`` datasets (class folders, list files, extraction windows).
 
-May import: torch, torchvision, av / torchcodec, and nothing of i3zoo but ``registry`` (for a model's cfg),
-``errors`` and ``text`` (which import nothing);
+May import: torch, torchvision, av / torchcodec, cv2 (optional, TV-L1 flow), and nothing of i3zoo but
+``registry`` (for a model's cfg), ``errors`` and ``text`` (which import nothing);
 it never imports ``models``, ``weights``, ``train`` or ``cli``.
 """
 

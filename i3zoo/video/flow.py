@@ -14,6 +14,11 @@ flow stream's input from frames resized to a short side of 256:
 
 RAFT takes frames scaled to [-1, 1] (the authors' code scales 0..255 inside its forward; torchvision's takes them
 scaled). Everything here is plain tensor code: the RAFT model is given (``i3zoo.weights.raft.raft_large_model``).
+
+TV-L1, the flow of the I3D paper (DeepMind computed it on grayscale frames, truncated it to [-20, 20] and rescaled
+it to [-1, 1]), is :func:`tvl1_between`: OpenCV's ``DualTVL1OpticalFlow`` with its default parameters, from the
+optional ``opencv-contrib-python-headless`` (the ``tvl1`` extra: ``pip install -e '.[tvl1]'``); steps 2 and 3
+then apply as for RAFT, to the unpadded flow.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RAFT_ITERATIONS", "FLOW_CLAMP", "raft_padding", "pad_for_raft", "center_crop", "flow_pairs",
-           "flow_between", "quantize_flow", "dequantize_flow", "flow_to_i3d_input"]
+__all__ = ["RAFT_ITERATIONS", "FLOW_CLAMP", "FLOW_METHODS", "raft_padding", "pad_for_raft", "center_crop",
+           "flow_pairs", "flow_between", "tvl1_between", "quantize_flow", "dequantize_flow", "flow_to_i3d_input"]
 
 #: video_features' RAFT iterations (its ``RAFT.forward(..., iters=20, test_mode=True)``)
 RAFT_ITERATIONS = 20
+#: how the flow stream's flow is computed: RAFT (video_features') or TV-L1 (the I3D paper's, OpenCV's)
+FLOW_METHODS = ("raft", "tvl1")
 #: the flow's clamp before quantisation, in pixels (DeepMind's kinetics-i3d, issue 61; video_features' ``Clamp``)
 FLOW_CLAMP = 20.0
 
@@ -87,6 +94,43 @@ def flow_between(raft: nn.Module, first: torch.Tensor, second: torch.Tensor, *,
         end = start + batch_size
         flows.append(raft(first[start:end], second[start:end], num_flow_updates=iterations)[-1])
     return torch.cat(flows)
+
+
+def tvl1_between(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """TV-L1 flow from each of ``first`` to the same position of ``second``: (P, 3, H, W) RGB frames, 0..255 ->
+    (P, 2, H, W) flow in pixels (x, y) on the frames' device, computed by OpenCV's ``DualTVL1OpticalFlow`` (default
+    parameters) on the frames in grayscale (``cv2.COLOR_RGB2GRAY`` of the frames as 8-bit images).
+
+    Raises:
+        UsageError: OpenCV's contrib build (``cv2.optflow``) is not installed.
+    """
+    if first.shape != second.shape or first.dim() != 4 or first.shape[1] != 3:
+        raise ValueError(f"tvl1_between takes two (P, 3, H, W) stacks of RGB frames; got {tuple(first.shape)} and "
+                         f"{tuple(second.shape)}")
+    cv2 = _opencv_contrib()
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+
+    def gray(frame: torch.Tensor):
+        image = frame.detach().round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+    flows = [torch.from_numpy(tvl1.calc(gray(a), gray(b), None)).permute(2, 0, 1) for a, b in zip(first, second)]
+    return torch.stack(flows).to(first.device)
+
+
+def _opencv_contrib():
+    """``cv2`` with its contrib modules, or a ``UsageError`` saying what to install."""
+    from ..errors import UsageError
+
+    try:
+        import cv2
+    except ImportError:
+        cv2 = None
+    if cv2 is None or not hasattr(cv2, "optflow"):
+        raise UsageError("TV-L1 flow needs OpenCV's contrib build (cv2.optflow): pip install -e '.[tvl1]' "
+                         "(opencv-contrib-python-headless)" + ("" if cv2 is None else
+                                                               f"; the installed OpenCV {cv2.__version__} lacks it"))
+    return cv2
 
 
 def quantize_flow(flow: torch.Tensor, crop_size: int = 224) -> torch.Tensor:
