@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -111,8 +111,42 @@ def benchmark_peers(*, size: int, batches: List[int], repeats: int, warmup: int,
     return result
 
 
+#: issue 22's goals on a CPU, as shares of PyTorchVideo's eager float32 time
+GOALS = {"fp32": 0.5, "bf16": 0.15}
+
+
+def render_goals(peers: Dict) -> List[str]:
+    """The goals against the rows: i3zoo's compiled, frozen copy (float32; bfloat16 where the run timed it) at
+    most :data:`GOALS` of PyTorchVideo's eager time, and i3zoo's default path no slower than PyTorchVideo
+    compiled by hand (its fastest compiled row)."""
+    cells = [(pair.split(" / ")[0], batch, rows) for pair, m in peers.items() for batch, rows in m["forward"].items()]
+
+    def over_compiled_peer(rows: Dict) -> Optional[float]:  # None where the run timed no compiled row
+        ours = [r["ms_per_clip"] for r in rows.values() if r["default"]]
+        theirs = [r["ms_per_clip"] for k, r in rows.items() if k.startswith("PyTorchVideo torch.compile")]
+        return ours[0] / min(theirs) if ours and theirs else None
+
+    checks = [(f"i3zoo optimized {precision}, compiled, frozen", f"≤ {goal:g}",
+               [rows.get(f"i3zoo optimized {precision}, compiled, frozen", {}).get("ratio_to_peer")
+                for _, _, rows in cells], goal) for precision, goal in GOALS.items()]
+    checks.append(("i3zoo's default path over PyTorchVideo compiled by hand", "≤ 1",
+                   [over_compiled_peer(rows) for _, _, rows in cells], 1.0))
+    if all(v is None for _, _, values, _ in checks for v in values):
+        return []  # an eager run: nothing to hold against the goals
+    lines = ["Against the goals (shares of PyTorchVideo's eager float32 time unless said otherwise):", "",
+             "| | goal | " + " | ".join(f"{name}, batch {batch}" for name, batch, _ in cells) + " | met |",
+             "|---|---|" + "---:|" * len(cells) + "---:|"]
+    for label, goal_text, values, goal in checks:
+        if all(v is None for v in values):
+            continue
+        met = sum(v is not None and v <= goal for v in values)
+        lines.append(f"| {label} | {goal_text} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in values)
+                     + f" | {met} of {len(values)} |")
+    return lines + [""]
+
+
 def render_peers(peers: Dict) -> List[str]:
-    """The Markdown of :func:`benchmark_peers`'s rows."""
+    """The Markdown of :func:`benchmark_peers`'s rows, then :func:`render_goals`."""
     lines = []
     for pair, m in peers.items():
         t, h, w = m["clip"]
@@ -125,4 +159,4 @@ def render_peers(peers: Dict) -> List[str]:
                 lines.append(f"| {name} | {batch} | {r['ms_per_clip']:.1f} | {r['ratio_to_peer']:.2f} | "
                              f"{r['rel_l2_error']:.1e} |")
         lines.append("")
-    return lines
+    return lines + render_goals(peers)

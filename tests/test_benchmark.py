@@ -93,3 +93,21 @@ def test_peer_rows_hold_the_same_weights_as_pytorchvideo():
         assert not any(r["default"] for r in rows.values())  # the default path compiles: no row of it here
     markdown = "\n".join(render_peers(peers))
     assert "| variant | batch | ms / clip | vs PyTorchVideo eager fp32 | rel. L2 error |" in markdown
+
+
+def test_readme_words_on_the_peer_rows_match_them():
+    from benchmarks.peer import GOALS
+
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    data = json.loads((RESULTS / "cpu-intel-r-xeon-r-processor" / "results.json").read_text())
+    cells = [(int(batch), rows) for pair in data["peer"].values() for batch, rows in pair["forward"].items()]
+    plain = [rows["i3zoo plain fp32"]["ratio_to_peer"] for _, rows in cells]
+    assert f"i3zoo's plain model took {min(plain):.2f} to {max(plain):.2f} of PyTorchVideo's eager time" in readme
+    beat = all(next(r for r in rows.values() if r["default"])["ms_per_clip"]
+               < min(r["ms_per_clip"] for k, r in rows.items() if k.startswith("PyTorchVideo torch.compile"))
+               for _, rows in cells)
+    assert ("beat PyTorchVideo compiled by hand in every row" in readme) == beat
+    met = [(batch, rows[f"i3zoo optimized {p}, compiled, frozen"]["ratio_to_peer"] <= goal)
+           for batch, rows in cells for p, goal in GOALS.items()]
+    some_at_8 = any(ok for _, ok in met) and not all(ok for _, ok in met) and all(b == 8 for b, ok in met if ok)
+    assert ("goals were met in some rows only, all at batch 8" in readme) == some_at_8

@@ -162,7 +162,7 @@ def _bad_loads(tmp_path, checkpoint_2d):
             file=str(checkpoint_2d("i3densenet121")))), i3zoo.CheckpointMismatchError,
          ["i3densenet121.pth", "missing from the checkpoint", "conv1.weight", "unexpected in the checkpoint"]),
         ("features-out-indices", ("i3resnet50",), dict(features_only=True, out_indices=(1, 7)), ValueError,
-         ["out_indices", "range(5)"]),
+         ["out_indices", "range(-5, 5)", "got (1, 7)"]),
     ]
 
 

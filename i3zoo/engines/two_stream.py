@@ -42,6 +42,8 @@ __all__ = ["STREAMS", "VIDEO_FEATURES_PRESET", "TwoStreamI3D", "VideoFeaturesRes
 STREAMS = ("rgb", "flow")
 #: video_features' I3D settings, as Extractor options (clip_len counts the extra frame of the flow pairs)
 VIDEO_FEATURES_PRESET: Dict[str, Any] = dict(clip_len=65, step=64, frame_interval=1, crop_size=224)
+#: frame pairs per RAFT call (flow_pairs' batch)
+PAIRS_PER_CALL = 16
 #: the short side video_features resizes frames to
 VIDEO_FEATURES_SHORT_SIDE = 256
 
@@ -118,13 +120,16 @@ class TwoStreamI3D(nn.Module):
             for t, key in enumerate(clip):
                 if key not in self._pairs and key not in todo:
                     todo[key] = (i, t)
-        if todo:
-            first = torch.stack([frames[i, :, t] for i, t in todo.values()])
-            second = torch.stack([frames[i, :, t + 1] for i, t in todo.values()])
-            flows = flow_between(self.raft, first, second, iterations=self.iterations) \
-                if self.flow_method == "raft" else tvl1_between(first, second)
-            levels = quantize_flow(flows, self.crop_size)
-            self._pairs.update(zip(todo, levels))
+        pending = list(todo.items())
+        for start in range(0, len(pending), PAIRS_PER_CALL):  # a few pairs at a time: memory stays small
+            chunk = pending[start:start + PAIRS_PER_CALL]
+            first = torch.stack([frames[i, :, t] for _, (i, t) in chunk])
+            second = torch.stack([frames[i, :, t + 1] for _, (i, t) in chunk])
+            if self.flow_method == "raft":
+                flows = flow_between(self.raft, first, second, iterations=self.iterations, batch_size=PAIRS_PER_CALL)
+            else:
+                flows = tvl1_between(first, second)
+            self._pairs.update(zip((key for key, _ in chunk), quantize_flow(flows, self.crop_size)))
         found = torch.stack([dequantize_flow(torch.stack([self._pairs[key] for key in clip]).to(frames.device),
                                              frames.dtype) for clip in keys])
         for key in (key for clip in keys for key in clip):  # this call's pairs become the latest
