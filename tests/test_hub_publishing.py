@@ -209,7 +209,7 @@ def test_push_command_prints_progress_and_the_record(tmp_path, checkpoint_2d):
     assert TOKEN not in out + result.stderr
 
 
-def test_push_uploads_a_fine_tuned_folder_as_saved(tmp_path):
+def test_push_uploads_a_fine_tuned_folder_as_saved(tmp_path, run_cli):
     """``i3zoo push local-dir:DIR`` (what ``i3zoo train`` writes as ``best/``): the same bytes arrive, and the
     Hub copy loads with its class names; a folder that does not load is refused before any upload."""
     torch.manual_seed(0)
@@ -231,11 +231,10 @@ def test_push_uploads_a_fine_tuned_folder_as_saved(tmp_path):
         with torch.no_grad():
             assert torch.equal(torch.load(tmp_path / "logits.pt"), trained(clip()))
 
+        # refused before any upload: in this process (the command's own main, as the console script runs it)
         (folder / WEIGHTS_NAME).write_bytes((folder / WEIGHTS_NAME).read_bytes()[:-8])  # a damaged folder
-        refused = subprocess.run([*push[:-1], "i3zoo-test/damaged"], env=env, capture_output=True, text=True,
-                                 timeout=600)
-        assert refused.returncode != 0 and "is not a loadable saved folder" in refused.stderr
+        refused = run_cli("push", f"local-dir:{folder}", "--repo", "i3zoo-test/damaged", "--endpoint", hub.endpoint)
+        assert refused.returncode == 2 and "is not a loadable saved folder" in refused.stderr
         assert "i3zoo-test/damaged" not in hub.repos()
-    both = subprocess.run([sys.executable, "-m", "i3zoo", "push", f"local-dir:{folder}", "--all", "--repo", "x"],
-                          capture_output=True, text=True, timeout=300)
-    assert both.returncode != 0 and "uploaded alone and as saved" in both.stderr
+    both = run_cli("push", f"local-dir:{folder}", "--all", "--repo", "x")
+    assert both.returncode == 2 and "uploaded alone and as saved" in both.stderr

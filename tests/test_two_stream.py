@@ -26,7 +26,7 @@ def test_the_resize_is_video_features():
     frames = torch.randint(0, 256, (2, 3, 255, 341), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     out = VideoFeaturesResize(256)(frames)
     assert out.shape == (3, 2, 256, 342) and out.dtype == torch.float32
-    by_hand = np.asarray(Image.fromarray(frames[1].permute(1, 2, 0).numpy()).resize((342, 256), Image.BILINEAR))
+    by_hand = np.array(Image.fromarray(frames[1].permute(1, 2, 0).numpy()).resize((342, 256), Image.BILINEAR))
     assert torch.equal(out[:, 1], torch.from_numpy(by_hand).permute(2, 0, 1).float())
     assert VideoFeaturesResize(256).size_of(480, 256) == (480, 256)  # already 256: untouched
     assert VideoFeaturesResize(256).size_of(640, 360) == (455, 256)
