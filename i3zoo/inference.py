@@ -226,7 +226,8 @@ def optimize_for_inference(
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: the estimated cost (seconds) of a first compile of a ResNet-50-sized model with a cold Inductor cache, per
-#: device type: 50 s measured on a busy 2-core AMX Xeon; a GPU compiles Triton kernels instead of C++
+#: device type: above what benchmarks/compile_cost.py measured (README; a test checks it); a GPU compiles Triton
+#: kernels instead of C++
 COMPILE_SECONDS = {"cpu": 60.0, "cuda": 60.0}
 #: the compiled, frozen copy's time over the plain float32 model's, per precision: at or above every share
 #: measured beside PyTorchVideo (README, the AMX Xeon's benchmark block; a test checks it), so that the rule

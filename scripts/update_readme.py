@@ -28,7 +28,8 @@ BENCHMARK_BLOCKS = (("benchmark", "results", "results.md"), ("extract-benchmark"
                     ("train-benchmark", "train_results", "train.md"),
                     ("inflation-coverage", "coverage_results", "coverage.md"),
                     ("inflate-speed", "inflate_speed_results", "speed.md"),
-                    ("two-stream-benchmark", "two_stream_results", "two_stream.md"))
+                    ("two-stream-benchmark", "two_stream_results", "two_stream.md"),
+                    ("compile-cost", "compile_cost_results", "compile_cost.md"))
 for tag, folder, rendered in BENCHMARK_BLOCKS:
     for run in sorted(p.parent for p in (ROOT / "benchmarks" / folder).glob(f"*/{rendered}")):
         marker = f"{tag}:{run.name}"

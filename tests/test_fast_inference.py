@@ -22,6 +22,7 @@ from conftest import relative_error
 from video_samples import write_video
 
 import i3zoo
+from benchmarks.compile_cost import ANNOUNCED
 from i3zoo.engines import LoadedModel, Predictor, choose_path, count_windows
 from i3zoo.inference import COMPILE_SECONDS, COMPILED_SHARE, InferencePath, choose_inference_path, compile_options
 
@@ -66,6 +67,8 @@ def test_compiled_frozen_model_matches_the_plain_model_and_freezing_stays_ours(t
     (line,) = [line for line in printed.splitlines() if line.startswith("i3zoo:")]  # torch may warn around it
     assert line.startswith(f"i3zoo: compiled I3ResNet for batches of 3 in {compiled.first_call_seconds:.1f} s")
     assert "Inductor's cache in " in line
+    # the figure benchmarks/compile_cost.py reads from a fresh interpreter's stderr, for the README
+    assert float(ANNOUNCED.search(line).group(1)) == round(compiled.first_call_seconds, 1)
     assert torch._inductor.config.freezing is False  # passed to our compile only, never left set
     assert compile_options(CPU) == {"freezing": True}
     assert compile_options(torch.device("cuda")) == {"freezing": True, "triton.cudagraphs": True}
@@ -183,3 +186,15 @@ def test_the_readmes_example_of_the_rule_is_what_it_prints():
     readme = " ".join((REPO_ROOT / "README.md").read_text().split())
     assert f"(about {seconds:.2f} s a clip, plain float32, in its benchmark block below)" in readme
     assert f"`inference: a compiled optimized copy in bfloat16 ({path.reason})`" in readme
+
+
+def test_readme_compile_cost_block_is_the_measurement_and_the_rule_budgets_above_it():
+    from readme_blocks import check_committed_blocks
+
+    from benchmarks.compile_cost import RESULTS, render_markdown
+
+    for run in check_committed_blocks("compile-cost", RESULTS, "compile_cost.json", "compile_cost.md",
+                                      render_markdown):
+        data = json.loads((run / "compile_cost.json").read_text())
+        assert max(r["empty cache"] for r in data["seconds"].values()) < COMPILE_SECONDS["cpu"]
+        assert all(r["warm cache"] < r["empty cache"] for r in data["seconds"].values())
