@@ -62,6 +62,23 @@ def test_readme_words_on_the_xeon_rows_match_their_figures():
     assert ratio < 1.1 and f"Peak memory did not grow with the video's length ({ratio:.2f})" in readme
 
 
+def test_readme_words_on_the_default_crop_rows_match_their_figures():
+    from benchmarks.extract import cpu_time_ceiling
+
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    data = json.loads((RESULTS / "cpu-intel-r-xeon-r-processor-224" / "extract.json").read_text())
+    rates, processes = data["clips_per_s"], data["processes"]
+    assert data["clip"] == [16, 224, 224]
+    kept = rates["end to end"] / rates["model only"]
+    ceiling = cpu_time_ceiling(rates, data.get("cores", data["cpu_threads"]), data["cpu_threads"])
+    assert kept >= 0.95 and f"the engine kept {kept:.2f} of the model's speed, above the 0.95 aimed for" in readme
+    assert f"(the ceiling here is {ceiling:.2f})" in readme
+    speedup = processes["2"]["clips_per_s"] / processes["1"]["clips_per_s"]
+    assert f"two processes ran {speedup:.2f}x one process" in readme
+    above = processes["1"]["clips_per_s"] > rates["model only"]
+    assert ("The command's one-process rate came out above the engine's model-only rate" in readme) == above
+
+
 def test_the_ceiling_is_the_cpu_time_bound():
     from benchmarks.extract import cpu_time_ceiling
 
