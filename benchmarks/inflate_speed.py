@@ -4,18 +4,20 @@ alternating so that drift in the machine's speed falls on both).
 
     python -m benchmarks.inflate_speed [--clip 16 160 160] [--repeats 7]
 
-Writes ``benchmarks/inflate_speed_results/cpu-<processor>/speed.md`` (``scripts/update_readme.py`` copies it into
-README.md).
+Writes ``benchmarks/inflate_speed_results/cpu-<processor>/speed.json`` and ``speed.md``
+(``scripts/update_readme.py`` copies the table into README.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Dict
 
 import torch
 import torchvision
@@ -46,17 +48,25 @@ def main(argv=None) -> int:
                 start = time.perf_counter()
                 model(clip)
                 times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["i3resnet50_i3d"])
-    lines = [f"Machine: {describe_machine(torch.device('cpu'))}, {torch.get_num_threads()} threads; torch "
-             f"{torch.__version__}; clip 1x3x{'x'.join(map(str, args.clip))}; median of {args.repeats}.", "",
-             "| model | seconds | vs i3resnet50_i3d |", "|---|---:|---:|"]
-    lines += [f"| {name} | {statistics.median(values):.3f} | {statistics.median(values) / base:.2f} |"
-              for name, values in times.items()]
+    data = dict(machine=describe_machine(torch.device("cpu")), cpu_threads=torch.get_num_threads(),
+                torch=torch.__version__, clip=list(args.clip), repeats=args.repeats,
+                seconds={name: statistics.median(values) for name, values in times.items()})
     out = RESULTS / f"cpu-{re.sub(r'[^a-z0-9]+', '-', processor_name().lower()).strip('-')}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    (out / "speed.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "speed.md").write_text(render_markdown(data) + "\n")
+    print(render_markdown(data))
     return 0
+
+
+def render_markdown(data: Dict) -> str:
+    """The README block of one run (``speed.json``)."""
+    base = data["seconds"]["i3resnet50_i3d"]
+    lines = [f"Machine: {data['machine']}, {data['cpu_threads']} threads; torch {data['torch']}; clip "
+             f"1x3x{'x'.join(map(str, data['clip']))}; median of {data['repeats']}.", "",
+             "| model | seconds | vs i3resnet50_i3d |", "|---|---:|---:|"]
+    lines += [f"| {name} | {seconds:.3f} | {seconds / base:.2f} |" for name, seconds in data["seconds"].items()]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
