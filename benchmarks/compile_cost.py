@@ -24,7 +24,7 @@ from typing import Dict, List
 
 import torch
 
-from .run import describe_machine, processor_name
+from .run import describe_machine, results_folder
 
 RESULTS = Path(__file__).resolve().parent / "compile_cost_results"
 #: the line ``InferenceModel`` prints on its first compiled call
@@ -86,8 +86,7 @@ def main(argv=None) -> int:
             warm = first_call_seconds(args.model, precision, args.batch, clip, Path(cache))
         data["seconds"][precision] = {"empty cache": empty, "warm cache": warm}
         print(precision, data["seconds"][precision], flush=True)
-    machine = re.sub(r"[^a-z0-9]+", "-", processor_name().lower()).strip("-")
-    out = args.out or RESULTS / f"cpu-{machine}"
+    out = args.out or results_folder(RESULTS, torch.device("cpu"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "compile_cost.json").write_text(json.dumps(data, indent=1) + "\n")
     (out / "compile_cost.md").write_text(render_markdown(data) + "\n")

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from i3zoo.engines import Extractor, load_model
 from i3zoo.video import VideoWindows, transforms_for
 
-from .run import describe_machine, processor_name
+from .run import describe_machine, results_folder
 
 RESULTS = Path(__file__).resolve().parent / "extract_results"
 RSS_WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
@@ -144,8 +144,7 @@ def main(argv=None) -> int:
         args.clip_len, args.crop_size, args.videos, args.seconds, args.long_seconds, args.repeats = 2, 32, 1, 1, 3, 1
     counts = [int(n) for n in (args.processes if args.processes is not None else "" if args.tiny else "1,2").split(",")
               if n]
-    machine = re.sub(r'[^a-z0-9]+', '-', processor_name().lower()).strip('-')
-    out = Path(args.out) if args.out else RESULTS / f"cpu-{machine}"
+    out = Path(args.out) if args.out else results_folder(RESULTS, torch.device("cpu"))
     torch.manual_seed(0)
     loaded = load_model(args.model, random_weights=True)  # speed does not depend on the weights
     model = loaded.model

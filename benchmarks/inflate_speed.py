@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ import torch
 import torchvision
 
 import i3zoo
-from benchmarks.run import describe_machine, processor_name
+from benchmarks.run import describe_machine, results_folder
 
 RESULTS = Path(__file__).resolve().parent / "inflate_speed_results"
 
@@ -51,7 +50,7 @@ def main(argv=None) -> int:
     data = dict(machine=describe_machine(torch.device("cpu")), cpu_threads=torch.get_num_threads(),
                 torch=torch.__version__, clip=list(args.clip), repeats=args.repeats,
                 seconds={name: statistics.median(values) for name, values in times.items()})
-    out = RESULTS / f"cpu-{re.sub(r'[^a-z0-9]+', '-', processor_name().lower()).strip('-')}"
+    out = results_folder(RESULTS, torch.device("cpu"))
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(data, indent=1) + "\n")
     (out / "speed.md").write_text(render_markdown(data) + "\n")

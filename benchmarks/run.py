@@ -149,8 +149,14 @@ def describe_machine(device: torch.device) -> str:
 
 
 def default_out(device: torch.device) -> Path:
+    return results_folder(RESULTS, device)
+
+
+def results_folder(results: Path, device: torch.device) -> Path:
+    """Where a benchmark keeps one machine's run: ``results/<device type>-<GPU or CPU name>``, e.g.
+    ``cpu-intel-r-xeon-r-processor``."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else processor_name()
-    return RESULTS / f"{device.type}-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}"
+    return results / f"{device.type}-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}"
 
 
 def construction(name: str, path: str, route: str) -> Dict[str, float]:

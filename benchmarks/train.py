@@ -18,7 +18,6 @@ import datetime
 import itertools
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -154,7 +153,7 @@ def main(argv=None) -> int:
 
     from i3zoo.files import write_atomically
 
-    from .run import bf16_conv_slowdown, describe_machine, native_bfloat16, processor_name
+    from .run import bf16_conv_slowdown, describe_machine, native_bfloat16, results_folder
 
     if args.tiny:
         args.batch_size, args.warmup, args.repeats = 2, 1, 2
@@ -179,9 +178,7 @@ def main(argv=None) -> int:
             row = _run_configuration(args, frames, size, bf16, checkpointing, nproc, Path(scratch))
             rows.append(row)
             print(json.dumps(row), flush=True)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else processor_name()
-    machine = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
-    out = Path(args.out) if args.out else RESULTS / f"{device.type}-{machine}"
+    out = Path(args.out) if args.out else results_folder(RESULTS, device)
     result = dict(model=args.model + (" (1 block per stage)" if args.tiny else ""), machine=describe_machine(device),
                   torch=torch.__version__, notes=notes,
                   batch_per_process=args.batch_size, warmup=args.warmup, repeats=args.repeats,

@@ -23,7 +23,7 @@ from i3zoo.engines import Extractor
 from i3zoo.engines.two_stream import VIDEO_FEATURES_PRESET, load_two_stream, video_features_transform
 
 from .extract import write_video
-from .run import describe_machine, processor_name
+from .run import describe_machine, results_folder
 
 RESULTS = Path(__file__).resolve().parent / "two_stream_results"
 CONFIGURATIONS = {"RGB + flow": ("rgb", "flow"), "RGB only": ("rgb",), "flow only": ("flow",)}
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
             data["rows"][name] = run_one(streams, videos, Path(tmp) / re.sub(r"\W+", "_", name), device=args.device,
                                          tiny=args.tiny, batch_size=args.batch_size, workers=args.workers)
             print(name, data["rows"][name], flush=True)
-    out = args.out or RESULTS / f"{args.device.split(':')[0]}-{re.sub(r'[^a-z0-9]+', '-', processor_name().lower())}"
+    out = args.out or results_folder(RESULTS, torch.device(args.device))
     out.mkdir(parents=True, exist_ok=True)
     (out / "two_stream.json").write_text(json.dumps(data, indent=1))
     (out / "two_stream.md").write_text(render_markdown(data) + "\n")

@@ -113,10 +113,11 @@ def _keep_the_folders_precision(args: argparse.Namespace, banner: str) -> None:
     """``--precision auto`` in a folder that already holds features takes their precision: the rule would pick
     float32 for a short job and bfloat16 for a long one, and a folder holds one settings (a rerun that finishes
     the last few videos, or a first trial on three videos before the whole dataset, would be refused)."""
+    from ..engines.extraction import DTYPES
     from ..engines.folder_settings import recorded_settings
 
     recorded = recorded_settings(args.out) if args.precision == "auto" else None
-    if recorded and recorded.get("dtype") in ("float32", "bfloat16"):
+    if recorded and recorded.get("dtype") in DTYPES:
         args.precision = recorded["dtype"]
         print(f"{banner}inference: {args.out} holds {args.precision} features; --precision auto keeps "
               f"{args.precision}", file=sys.stderr, flush=True)

@@ -113,11 +113,9 @@ def weights_overlay(name: str, *, file: Optional[str] = None, random_weights: bo
     if random_weights and is_inflated(name):  # the 2D network's own initialisation, seeded (load_model)
         return None, {"kind": "random", "seed": RANDOM_SEED,
                       "note": "the 2D network's seeded random initialisation, NOT trained weights"}
-    if random_weights and _trained_as_video(name):  # the tag's network itself, seeded (load_model)
-        return None, {"kind": "random", "seed": RANDOM_SEED,
-                      "note": "seeded random weights with randomized BatchNorm statistics, NOT trained weights"}
-    if random_weights:
-        overlay = dict(state_dict=seeded_2d_state_dict(model_class(name).network_2d, RANDOM_SEED))
+    if random_weights:  # seeded 2D weights to inflate; a Kinetics tag's own network, seeded (load_model)
+        overlay = None if _trained_as_video(name) else \
+            dict(state_dict=seeded_2d_state_dict(model_class(name).network_2d, RANDOM_SEED))
         return overlay, {"kind": "random", "seed": RANDOM_SEED,
                          "note": "seeded random weights with randomized BatchNorm statistics, NOT trained weights"}
     if file:

@@ -19,6 +19,7 @@ runs it like any model (it declares ``returns_features``), with :func:`video_fea
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Dict, Sequence, Tuple
 
 import torch
@@ -74,7 +75,7 @@ class TwoStreamI3D(nn.Module):
             raise ValueError("the flow stream needs a RAFT model (i3zoo.weights.raft.raft_large_model)")
         self.rgb, self.flow, self.raft, self.flow_method = rgb, flow, raft, flow_method
         self.streams = tuple(s for s, m in (("rgb", rgb), ("flow", flow)) if m is not None)
-        self._pairs: Dict[Tuple[bytes, bytes], torch.Tensor] = {}  # quantised flow of recent frame pairs
+        self._pairs: OrderedDict[Tuple[bytes, bytes], torch.Tensor] = OrderedDict()  # recent pairs' quantised flow
         self.crop_size, self.iterations = crop_size, iterations
         self.num_features = sum(m.num_features for m in (rgb, flow) if m is not None)
         #: what LoadedModel and the Extractor read of a model: the smallest stack (the streams' shortest clip and
@@ -133,10 +134,10 @@ class TwoStreamI3D(nn.Module):
         found = torch.stack([dequantize_flow(torch.stack([self._pairs[key] for key in clip]).to(frames.device),
                                              frames.dtype) for clip in keys])
         for key in (key for clip in keys for key in clip):  # this call's pairs become the latest
-            self._pairs[key] = self._pairs.pop(key)
+            self._pairs.move_to_end(key)
         limit = 2 * sum(map(len, keys))
         while len(self._pairs) > limit:  # the oldest first: the next windows share pairs with the latest
-            del self._pairs[next(iter(self._pairs))]
+            self._pairs.popitem(last=False)
         return found
 
 
@@ -197,10 +198,10 @@ def load_two_stream(port: str = "hassony2", streams: Sequence[str] = STREAMS, *,
     unknown = sorted(set(streams) - set(STREAMS))
     if unknown or not streams:
         raise UsageError(f"unknown stream {unknown[0] if unknown else None!r}; choose from {', '.join(STREAMS)}")
-    names = {s: f"i3inception_v1_dm.k400_{s}_{port}" for s in streams}
-    models = {s: create_model(name, pretrained=not random_weights).eval() for s, name in names.items()}
     if flow_method not in FLOW_METHODS:
         raise UsageError(f"flow method {flow_method!r}: choose from {', '.join(FLOW_METHODS)}")
+    names = {s: f"i3inception_v1_dm.k400_{s}_{port}" for s in streams}
+    models = {s: create_model(name, pretrained=not random_weights).eval() for s, name in names.items()}
     raft = raft_large_model("none" if random_weights else raft_weights, file=raft_file) \
         if "flow" in streams and flow_method == "raft" else None
     model = TwoStreamI3D(models.get("rgb"), models.get("flow"), raft, crop_size=crop_size, iterations=iterations,

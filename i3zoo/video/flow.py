@@ -84,9 +84,7 @@ def flow_between(raft: nn.Module, first: torch.Tensor, second: torch.Tensor, *,
                  iterations: int = RAFT_ITERATIONS, batch_size: int = 16) -> torch.Tensor:
     """Flow from each of ``first`` to the same position of ``second``: (P, 3, H, W) frames each, 0..255 ->
     (P, 2, H', W'), as :func:`flow_pairs` (which is this on consecutive frames)."""
-    if first.shape != second.shape or first.dim() != 4 or first.shape[1] != 3:
-        raise ValueError(f"flow_between takes two (P, 3, H, W) stacks of RGB frames; got {tuple(first.shape)} and "
-                         f"{tuple(second.shape)}")
+    _check_pairs("flow_between", first, second)
     # the authors' RAFT.forward, operation for operation
     first, second = (2 * (pad_for_raft(f.float()) / 255.0) - 1.0 for f in (first, second))
     flows: List[torch.Tensor] = []
@@ -104,9 +102,7 @@ def tvl1_between(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     Raises:
         UsageError: OpenCV's contrib build (``cv2.optflow``) is not installed.
     """
-    if first.shape != second.shape or first.dim() != 4 or first.shape[1] != 3:
-        raise ValueError(f"tvl1_between takes two (P, 3, H, W) stacks of RGB frames; got {tuple(first.shape)} and "
-                         f"{tuple(second.shape)}")
+    _check_pairs("tvl1_between", first, second)
     cv2 = _opencv_contrib()
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
 
@@ -116,6 +112,13 @@ def tvl1_between(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
 
     flows = [torch.from_numpy(tvl1.calc(gray(a), gray(b), None)).permute(2, 0, 1) for a, b in zip(first, second)]
     return torch.stack(flows).to(first.device)
+
+
+def _check_pairs(caller: str, first: torch.Tensor, second: torch.Tensor) -> None:
+    """``ValueError`` unless ``first`` and ``second`` are two (P, 3, H, W) stacks of RGB frames of one shape."""
+    if first.shape != second.shape or first.dim() != 4 or first.shape[1] != 3:
+        raise ValueError(f"{caller} takes two (P, 3, H, W) stacks of RGB frames; got {tuple(first.shape)} and "
+                         f"{tuple(second.shape)}")
 
 
 def _opencv_contrib():
