@@ -5,10 +5,11 @@ BatchNorm is folded into the convolution it follows (torch's ``fuse_conv_bn_eval
 the channels-last 3D layout (what oneDNN and cuDNN prefer for Conv3d) and in bfloat16 (AMX units on recent
 CPUs, tensor cores on GPUs), and the result can be ``torch.compile``d with Inductor's freezing: the weights
 become constants, so Inductor folds them and fuses ReLU and the residual additions into oneDNN's convolution
-post-ops (on CPU; CUDA graphs on GPU). Freezing is passed as an option of our own ``torch.compile`` call
-(``options={"freezing": True}``, applied by ``torch._inductor.config.patch`` during that compile only), never
-set globally. A compiled copy keeps one static shape per clip size: a smaller batch (the last one of a job) is
-padded to the first call's batch and the padding dropped, which costs less than a recompile (tens of seconds).
+post-ops (on CPU; CUDA graphs on GPU). Freezing is switched on around each call of our compiled copy only
+(:class:`_Frozen`), never left set globally. In bfloat16 on a CPU the first convolution takes an even number of
+input channels (:func:`_zero_channel`). A compiled copy keeps one static shape per clip size: a smaller batch
+(the last one of a job) is padded to the first call's batch and the padding dropped, which costs less than a
+recompile (tens of seconds).
 Input and output stay float32 (N, C, T, H, W) -> (N, num_classes); the input check still runs first.
 """
 
@@ -85,6 +86,27 @@ def _pools_in_float32(model: nn.Module) -> None:
             replace_module(model, name, _Float32AvgPool3d(module))
 
 
+def _zero_channel(conv: nn.Conv3d) -> None:
+    """Give the model's first convolution one more input channel, of zero weights, fed zeros: the same sums.
+
+    oneDNN's bfloat16 kernels (AMX, AVX512-BF16) take input channels in pairs: with RGB's three, the stem, a
+    ResNet's largest convolution at batch 1, fell to a kernel 2-3x slower on the AMX Xeon (the README's benchmark
+    machine). The zero channel is added at the convolution (a pre-hook pads its input), not to the clip: a
+    model's input transform (Inception's re-normalisation) reads the clip's channels one by one.
+    """
+    weight = conv.weight
+    layout = torch.channels_last_3d if weight.is_contiguous(memory_format=torch.channels_last_3d) else None
+    padded = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, *weight.shape[2:])], 1)
+    conv.weight = nn.Parameter(padded.contiguous(memory_format=layout or torch.contiguous_format),
+                               requires_grad=False)
+    conv.in_channels += 1
+    conv.register_forward_pre_hook(_feed_zero_channel)
+
+
+def _feed_zero_channel(conv: nn.Module, args: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+    return (nn.functional.pad(args[0], (0, 0, 0, 0, 0, 0, 0, 1)),) + args[1:]  # keeps channels-last
+
+
 def native_bfloat16(device: torch.device) -> bool:
     """Whether bfloat16 convolutions on ``device`` run on fast kernels.
 
@@ -115,6 +137,26 @@ def inductor_cache_dir() -> str:
     return cache_dir()
 
 
+class _Frozen:
+    """``torch.compile(model)`` with Inductor's freezing, scoped to this model's calls.
+
+    The option alone is not enough: Dynamo decides while tracing whether parameters become graph constants,
+    reading ``torch._inductor.config.freezing`` itself (``is_parameter_freezing``), before Inductor applies the
+    compile's options. Without the global set at that moment the weights stay graph inputs and nothing is frozen
+    or fused. So the flag is set around each call (a trace or recompile happens inside one) and restored after.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.options = compile_options(device)
+        self.compiled = torch.compile(model, dynamic=False, options=self.options)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=self.options["freezing"]):
+            return self.compiled(x)
+
+
 class InferenceModel(nn.Module):
     """Wraps an optimized copy: float32 (N, C, T, H, W) in, float32 logits out.
 
@@ -137,7 +179,7 @@ class InferenceModel(nn.Module):
         self.first_call_seconds: Optional[float] = None
         device = next(model.parameters()).device
         # dynamic=False: a symbolic batch would make oneDNN repack every convolution's weights at each call
-        self._forward = torch.compile(model, dynamic=False, options=compile_options(device)) if compiled else model
+        self._forward = _Frozen(model, device) if compiled else model
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,6 +258,8 @@ def optimize_for_inference(
         _pools_in_float32(optimized)
     if channels_last and hand_written:  # an inflated network mixes 4D and 5D weights: its layouts stay as they are
         optimized = optimized.to(memory_format=torch.channels_last_3d)
+    if dtype == torch.bfloat16 and device.type == "cpu" and hand_written and optimized.in_chans % 2:
+        _zero_channel(optimized.get_submodule(optimized.first_conv_name))
     for p in optimized.parameters():
         p.requires_grad_(False)
     return InferenceModel(optimized, dtype=dtype, channels_last=channels_last, compiled=compile,

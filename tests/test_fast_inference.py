@@ -81,6 +81,28 @@ def test_compiled_frozen_model_matches_the_plain_model_and_freezing_stays_ours(t
     assert "i3zoo:" not in capfd.readouterr().err  # the first call's cost is printed once, not at each call
 
 
+def test_the_weights_are_frozen_into_the_compiled_graph(tiny, compiled):
+    """Freezing made the weights constants of the graph: changing a parameter afterwards changes nothing.
+
+    Unfrozen, the weights would be inputs of every call and the change would show. (Passing the option to
+    ``torch.compile`` alone froze nothing: Dynamo reads Inductor's global flag while it traces.)
+    """
+    clips = _clips(3, seed=3)
+    before = compiled(clips)
+    weight = compiled.model.fc.weight
+    kept = weight.clone()
+    with torch.no_grad():
+        weight.add_(1.0)
+        try:
+            after = compiled(clips)
+            unfrozen = i3zoo.inference.InferenceModel(compiled.model, dtype=torch.float32, channels_last=True,
+                                                       compiled=False)(clips)
+        finally:
+            weight.copy_(kept)
+    assert torch.equal(after, before)
+    assert relative_error(unfrozen, before) > 1e-2  # the change itself is visible to a model that reads weights
+
+
 def test_smaller_and_larger_batches_do_not_recompile(tiny, compiled):
     clips = _clips(7, seed=2)
     with torch.no_grad():

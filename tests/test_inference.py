@@ -134,3 +134,24 @@ def test_basic_blocks_and_inception_branches_fold_every_batchnorm(name):
     clip = real_looking_clip(frames=2, size=17)
     with torch.no_grad():
         assert relative_error(fast(clip), model(clip)) <= 1e-4
+
+
+@pytest.mark.filterwarnings(SLOW_BF16_WARNING)
+@pytest.mark.parametrize("name, in_chans", [("i3resnet18", 3), ("i3inception_v1", 3), ("i3resnet18", 2)])
+def test_bfloat16_stem_takes_an_even_number_of_channels(name, in_chans):
+    """In bfloat16 an RGB stem gets a fourth input channel of zero weights (oneDNN's bfloat16 kernels take
+    channels in pairs), fed zeros: same function, and the copy still takes and checks the model's own C."""
+    torch.manual_seed(0)
+    model = i3zoo.create_model(name, num_classes=5, in_chans=in_chans).eval()
+    fast = i3zoo.optimize_for_inference(model, dtype=torch.bfloat16)
+    stem = fast.model.get_submodule(model.first_conv_name)
+    even = in_chans + in_chans % 2
+    assert stem.in_channels == even and stem.weight.shape[1] == even
+    assert stem.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(stem.weight[:, in_chans:], torch.zeros_like(stem.weight[:, in_chans:]))
+    assert model.get_submodule(model.first_conv_name).in_channels == in_chans  # the original is left alone
+    clip = real_looking_clip(frames=4)[:, :in_chans]
+    with torch.no_grad():
+        assert relative_l2(fast(clip), model(clip)) <= 0.03
+    with pytest.raises(ValueError, match=rf"C = {in_chans}, .*got C = {in_chans + 1} "):  # RGB: the stem's 4
+        fast(torch.randn(1, in_chans + 1, 4, 32, 32))
