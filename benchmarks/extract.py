@@ -211,11 +211,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def cpu_time_ceiling(rates: Dict[str, float], cores: int, threads: int) -> float:
+def cpu_time_ceiling(rates: Dict[str, float], cores: int, threads: int, path: str = "") -> float:
     """The best end-to-end rate, as a share of model only, when decoding and the model share ``cores`` CPU cores:
     a clip costs the model ``threads / model rate`` core-seconds and decoding ``1 / decode rate`` (one worker's
-    core), so at most ``cores / (threads + model rate / decode rate)``, however well the two overlap."""
-    return min(1.0, cores / (threads + rates["model only"] / rates["decode only"]))
+    core), so at most ``cores / (threads + model rate / decode rate)``, however well the two overlap. ``path``:
+    ``""`` for the plain model's rates, :data:`OPTIMIZED` for the optimized path's."""
+    return min(1.0, cores / (threads + rates["model only" + path] / rates["decode only"]))
 
 
 def render_markdown(result: Dict) -> str:
@@ -234,7 +235,9 @@ def render_markdown(result: Dict) -> str:
     cores, threads = result.get("cores", result["cpu_threads"]), result["cpu_threads"]
     lines += ["", f"The end-to-end ceiling on these {cores} cores, where decoding takes CPU time the model's "
                   f"{threads} threads would use: {cpu_time_ceiling(rates, cores, threads):.2f} of model only "
-                  f"({cores} / ({threads} + model rate / decode rate))."]
+                  f"({cores} / ({threads} + model rate / decode rate))"
+                  + (f"; {cpu_time_ceiling(rates, cores, threads, OPTIMIZED):.2f} for the optimized path."
+                     if "model only" + OPTIMIZED in rates else ".")]
     short, long = result["rss"]["short"], result["rss"]["long"]
     lines += ["", "| `i3zoo extract` on one video (8-frame clips every 64 frames, 32x32) | peak RSS (MB) |",
               "|---|---:|",
