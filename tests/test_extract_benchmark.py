@@ -115,3 +115,21 @@ def test_the_optimized_path_is_measured_against_its_own_model_only_rate():
     assert f"; {min(1.0, 2 / (2 + 8.0 / decode)):.2f} for the optimized path." in markdown
     assert "for the optimized path" not in render_markdown(json.loads((RESULTS / "cpu-amd-epyc" / "extract.json"
                                                                         ).read_text()))
+
+
+def test_readme_words_on_the_optimized_path_rows_match_their_figures():
+    from benchmarks.extract import OPTIMIZED, cpu_time_ceiling
+
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    data = json.loads((RESULTS / "cpu-intel-r-xeon-r-processor-224-optimized" / "extract.json").read_text())
+    rates = data["clips_per_s"]
+    assert data["clip"] == [16, 224, 224]
+    model_x = rates["model only" + OPTIMIZED] / rates["model only"]
+    end_x = rates["end to end" + OPTIMIZED] / rates["end to end"]
+    assert f"ran {model_x:.1f}x the plain model's model-only rate and {end_x:.1f}x its end-to-end rate" in readme
+    cores, threads = data.get("cores", data["cpu_threads"]), data["cpu_threads"]
+    kept = {path: rates["end to end" + path] / rates["model only" + path] for path in ("", OPTIMIZED)}
+    ceiling = {path: cpu_time_ceiling(rates, cores, threads, path) for path in ("", OPTIMIZED)}
+    assert ceiling[OPTIMIZED] < ceiling[""] and kept[OPTIMIZED] <= ceiling[OPTIMIZED] + 0.02
+    assert (f"end to end kept {kept[OPTIMIZED]:.2f} of the optimized model's speed, against a ceiling of "
+            f"{ceiling[OPTIMIZED]:.2f} ({kept['']:.2f} and {ceiling['']:.2f} for the plain model)") in readme
