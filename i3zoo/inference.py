@@ -90,9 +90,10 @@ def _zero_channel(conv: nn.Conv3d) -> None:
     """Give the model's first convolution one more input channel, of zero weights, fed zeros: the same sums.
 
     oneDNN's bfloat16 kernels (AMX, AVX512-BF16) take input channels in pairs: with RGB's three, the stem, a
-    ResNet's largest convolution at batch 1, fell to a kernel 2-3x slower on the AMX Xeon (the README's benchmark
-    machine). The zero channel is added at the convolution (a pre-hook pads its input), not to the clip: a
-    model's input transform (Inception's re-normalisation) reads the clip's channels one by one.
+    ResNet's largest convolution at batch 1, fell to a slower kernel on the AMX Xeon (the README's benchmark
+    machine; profiled while this was written: 18 ms against 9 ms for I3ResNet50-i3d's stem at 8x224x224). The
+    zero channel is added at the convolution (a pre-hook pads its input), not to the clip: a model's input
+    transform (Inception's re-normalisation) reads the clip's channels one by one.
     """
     weight = conv.weight
     layout = torch.channels_last_3d if weight.is_contiguous(memory_format=torch.channels_last_3d) else None
