@@ -43,7 +43,9 @@ def _features(path: Path):
 
 
 def test_extract_writes_what_the_command_writes_and_returns_a_summary(videos, loaded, run_cli, tmp_path):
-    summary = i3zoo.extract([videos], loaded, tmp_path / "api", **CLIP, batch_size=3, workers=0, progress=False)
+    # optimize=True: the path the command takes for a job this short (an optimized copy, float32, not compiled)
+    summary = i3zoo.extract([videos], loaded, tmp_path / "api", **CLIP, batch_size=3, workers=0, optimize=True,
+                            progress=False)
     assert (summary.written, summary.skipped, summary.ok) == (2, 0, False)
     assert summary.failures == [(str(videos / "sound.mp4"), "no video stream (streams: audio)")]
     assert summary.windows == 3 + 2 and summary.seconds > 0 and summary.out == tmp_path / "api"
@@ -56,7 +58,7 @@ def test_extract_writes_what_the_command_writes_and_returns_a_summary(videos, lo
         assert torch.equal(api, cli) and api_record == cli_record
     # the model keeps its classifier: the same loaded model predicts afterwards
     assert loaded.model.num_classes == 1000 and loaded.model(torch.zeros(1, 3, 2, 32, 32)).shape == (1, 1000)
-    again = Extractor(loaded, **CLIP, workers=0).extract([videos], tmp_path / "api", progress=False)
+    again = Extractor(loaded, **CLIP, workers=0, optimize=True).extract([videos], tmp_path / "api", progress=False)
     assert (again.written, again.skipped, len(again.failures)) == (0, 2, 1)
     other = Extractor(loaded, clip_len=3, crop_size=32, workers=0)
     plan = other.plan(i3zoo.engines.extraction.find_inputs([videos / "a.mp4"], tmp_path / "api"), tmp_path / "api")
@@ -65,7 +67,7 @@ def test_extract_writes_what_the_command_writes_and_returns_a_summary(videos, lo
 
 def test_predict_returns_what_the_command_prints_as_json(videos, loaded, run_cli):
     paths = [videos / "a.mp4", videos / "sound.mp4"]
-    predictions = i3zoo.predict(paths, loaded, **CLIP, num_clips=2, top_k=3)
+    predictions = i3zoo.predict(paths, loaded, **CLIP, num_clips=2, top_k=3, optimize=True)  # the command's path
     assert [r["video"] for r in predictions.results] == [str(p) for p in paths]
     assert predictions.failures == [{"video": str(paths[1]), "error": "no video stream (streams: audio)"}]
     top = predictions.results[0]["top"]

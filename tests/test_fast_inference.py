@@ -127,9 +127,22 @@ def test_a_long_job_compiles_in_the_precision_the_hardware_runs_fast(bf16_kernel
 
 
 @pytest.mark.parametrize("bf16_kernels", [True, False])
-def test_a_short_job_runs_the_plain_float32_model(bf16_kernels):
+def test_a_short_job_runs_the_optimized_copy_in_float32_eagerly(bf16_kernels):
     assert _rule(3, bfloat16_kernels=bf16_kernels).record() == {
-        "precision": "float32", "optimized": False, "compiled": False}
+        "precision": "float32", "optimized": True, "compiled": False}
+
+
+def test_no_optimize_runs_the_plain_model_and_refuses_what_only_a_copy_does():
+    def untimed():
+        raise AssertionError("the plain model asked for: nothing to measure")
+    for clips in (3, 10_000):
+        path = choose_inference_path(CPU, clips=clips, seconds_per_clip=untimed, optimize=False)
+        assert path.record() == {"precision": "float32", "optimized": False, "compiled": False}
+    assert choose_inference_path(CPU, clips=3, seconds_per_clip=untimed, optimize=False, precision="float32",
+                                 compile=False).record()["optimized"] is False
+    for asked in (dict(compile=True), dict(precision="bfloat16")):
+        with pytest.raises(ValueError, match=r"optimize=False \(--no-optimize\) runs the plain float32 model"):
+            choose_inference_path(CPU, clips=3, seconds_per_clip=untimed, optimize=False, **asked)
 
 
 def test_the_break_even_is_the_compile_cost_over_the_time_saved_per_clip():
@@ -151,9 +164,9 @@ def test_precision_and_compile_override_their_half_of_the_rule():
     def untimed():
         raise AssertionError("both halves given: nothing to measure")
     given = choose_inference_path(CPU, clips=10_000, seconds_per_clip=untimed, precision="float32", compile=False)
-    assert given.record() == {"precision": "float32", "optimized": False, "compiled": False}
+    assert given.record() == {"precision": "float32", "optimized": True, "compiled": False}
     assert _rule(10_000, compile=False, bfloat16_kernels=True).record() == {
-        "precision": "float32", "optimized": False, "compiled": False}
+        "precision": "float32", "optimized": True, "compiled": False}
     assert _rule(3, compile=True, bfloat16_kernels=True).record() == {
         "precision": "bfloat16", "optimized": True, "compiled": True}
     assert _rule(10_000, precision="float32", bfloat16_kernels=True).record() == {
@@ -167,7 +180,7 @@ def test_precision_and_compile_override_their_half_of_the_rule():
 def test_choose_path_times_the_model_here_and_predictor_records_the_path(tiny, tmp_path):
     loaded = LoadedModel(tiny, "tiny", {"kind": "random"}, random=True)
     path = choose_path(loaded, clips=2, clip_len=4, crop_size=32, bfloat16_kernels=False)
-    assert path.record() == {"precision": "float32", "optimized": False, "compiled": False}
+    assert path.record() == {"precision": "float32", "optimized": True, "compiled": False}
     assert "2 clips, compiling pays from ~" in path.reason
     with pytest.raises(i3zoo.UsageError, match="precision 'fp16'"):
         choose_path(loaded, clips=2, clip_len=4, crop_size=32, precision="fp16")
@@ -220,3 +233,15 @@ def test_readme_compile_cost_block_is_the_measurement_and_the_rule_budgets_above
         data = json.loads((run / "compile_cost.json").read_text())
         assert max(r["empty cache"] for r in data["seconds"].values()) < COMPILE_SECONDS["cpu"]
         assert all(r["warm cache"] < r["empty cache"] for r in data["seconds"].values())
+
+
+def test_the_short_jobs_copy_is_faster_than_the_plain_model_in_every_benchmark_row():
+    """README: a short job runs the optimized copy in float32, eagerly, because it was faster than the plain model
+    in every committed benchmark row (every machine, model and batch)."""
+    ratios = [rows["optimized fp32"]["ratio_to_plain"]
+              for results in sorted((REPO_ROOT / "benchmarks" / "results").glob("*/results.json"))
+              for model in json.loads(results.read_text())["models"].values()
+              for rows in model["forward"].values() if "optimized fp32" in rows]
+    assert len(ratios) >= 20 and max(ratios) < 1
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    assert "faster than the plain model in every benchmark row below, the \"optimized fp32\" rows" in readme

@@ -32,8 +32,8 @@ def test_json_top_k_is_the_mean_softmax_of_evenly_spaced_clips(run_cli, clips):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["random_weights"] is True and report["labels"] == "ImageNet-1k"
-    # three clips cannot repay a compile: the plain float32 model ran, and the output says so
-    assert report["inference"] == {"precision": "float32", "optimized": False, "compiled": False}
+    # three clips cannot repay a compile: the optimized copy ran in float32, eagerly, and the output says so
+    assert report["inference"] == {"precision": "float32", "optimized": True, "compiled": False}
     (entry,) = report["results"]
     model = i3zoo.create_model("i3resnet50", pretrained=True,
                                pretrained_cfg_overlay=dict(state_dict=seeded_2d_state_dict("resnet50", 0))).eval()
@@ -46,6 +46,13 @@ def test_json_top_k_is_the_mean_softmax_of_evenly_spaced_clips(run_cli, clips):
     assert [t["class"] for t in entry["top"]] == indices.tolist()
     assert [t["label"] for t in entry["top"]] == [CATEGORIES[i] for i in indices.tolist()]
     assert [t["probability"] for t in entry["top"]] == pytest.approx(values.tolist(), rel=1e-4)
+    plain = run_cli("predict", str(video), *FAST, "--num-clips", "3", "--top-k", "4", "--json", "--no-optimize")
+    assert plain.returncode == 0 and "inference: the plain model in float32 (as asked)" in plain.stderr
+    report = json.loads(plain.stdout)
+    assert report["inference"] == {"precision": "float32", "optimized": False, "compiled": False}
+    assert [t["probability"] for t in report["results"][0]["top"]] == pytest.approx(values.tolist(), rel=1e-5)
+    refused = run_cli("predict", str(video), *FAST, "--no-optimize", "--compile")
+    assert refused.returncode == 2 and "--no-optimize) runs the plain float32 model" in refused.stderr
 
 
 def test_table_prints_imagenet_category_names_and_fails_unreadable_videos(run_cli, clips):

@@ -104,7 +104,7 @@ def _engine(args: argparse.Namespace, loaded, inputs, processes, preset):
     extractor = build() if processes.is_main else None
     choice = gather_objects(processes, extractor.inference if extractor is not None else None)[0]
     if extractor is None:
-        args.precision, args.compile = choice["precision"], choice["compiled"]
+        args.precision, args.compile, args.optimize = choice["precision"], choice["compiled"], choice["optimized"]
         extractor = build()
     return extractor
 
@@ -166,7 +166,6 @@ def add_parser(sub) -> None:
     p.add_argument("--decode-device", default="cpu", choices=DECODE_DEVICES,
                    help="cuda: decode with TorchCodec on the GPU (NVDEC); frames stay on the GPU")
     add_inference_arguments(p)
-    p.add_argument("--optimize", action="store_true", help="run an optimize_for_inference copy (BatchNorm folded)")
     add_nproc_argument(p)
     p.add_argument("--streams", nargs="+", choices=("rgb", "flow"),
                    help="DeepMind's two-stream I3D (--model i3inception_v1_dm[.k400_<stream>_<port>]): RGB and/or "

@@ -145,6 +145,9 @@ def add_inference_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile an optimized copy with freezing (default: when the job is long enough to "
                         "repay the compile; --no-compile: never)")
+    p.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
+                   help="run an optimize_for_inference copy, BatchNorm folded (the default); --no-optimize: the plain "
+                        "float32 model as it is")
 
 
 def build_engine(engine: type, args: argparse.Namespace, loaded: LoadedModel,
@@ -158,13 +161,14 @@ def build_engine(engine: type, args: argparse.Namespace, loaded: LoadedModel,
     options = dict(engine_options(args, engine), **fixed)
     plain = engine(loaded, **options)
     path = choose_path(loaded, clips=clips, clip_len=loaded.clip_len(args.clip_len),
-                       crop_size=loaded.crop_size(args.crop_size), precision=args.precision, compile=args.compile)
-    optimize = path.optimized or getattr(args, "optimize", False)
-    kind = "a compiled optimized copy" if path.compiled else "an optimized copy" if optimize else "the plain model"
+                       crop_size=loaded.crop_size(args.crop_size), precision=args.precision, compile=args.compile,
+                       optimize=args.optimize)
+    kind = ("a compiled optimized copy" if path.compiled else "an optimized copy" if path.optimized
+            else "the plain model")
     print(f"{loaded.banner}inference: {kind} in {path.precision} ({path.reason})", file=sys.stderr, flush=True)
-    if not optimize:
+    if not path.optimized:
         return plain
-    return engine(loaded, **options, dtype=path.precision, optimize=optimize, compile=path.compiled)
+    return engine(loaded, **options, dtype=path.precision, optimize=True, compile=path.compiled)
 
 
 def extraction_clips(args: argparse.Namespace, loaded: LoadedModel, videos: Sequence[Tuple[Path, Path]]

@@ -6,7 +6,7 @@ export and fine-tuning), ``extraction``: features of sliding windows, one resuma
 (:func:`predict`, :class:`Predictor`), ``evaluation``: top-1 / top-5 on a labelled list with the weights' own
 multi-view protocol (:func:`i3zoo.engines.evaluation.evaluate`), ``folder_settings``: one settings per output
 folder (:func:`i3zoo.engines.folder_settings.claim_folder`); ``loading`` also decides how a job runs the model
-(:func:`choose_path`: plain, or an optimized copy compiled with freezing, by the job's length). Each returns what
+(:func:`choose_path`: an optimized copy, compiled with freezing when the job is long enough). Each returns what
 it did (a summary, the predictions) and raises :class:`i3zoo.UsageError` for what cannot be done as asked; apart
 from a run's progress (a bar on a terminal, a line per video otherwise), printing is the caller's.
 

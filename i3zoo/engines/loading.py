@@ -7,9 +7,9 @@ Shared by feature extraction, prediction, ONNX export and fine-tuning (``i3zoo e
 as a record (:attr:`LoadedModel.weights`) that every output of an engine carries, so that features made with
 random weights can never pass for trained ones.
 
-:func:`choose_path` decides how a job runs the model (plain, or an optimized copy compiled with freezing, in
-float32 or bfloat16: :func:`i3zoo.inference.choose_inference_path`), measuring the model on this machine;
-:func:`count_windows` counts a folder's sliding windows only as far as that decision needs.
+:func:`choose_path` decides how a job runs the model (an optimized copy, compiled with freezing or not, in
+float32 or bfloat16; the plain model when asked: :func:`i3zoo.inference.choose_inference_path`), measuring the
+model on this machine; :func:`count_windows` counts a folder's sliding windows only as far as that decision needs.
 """
 
 from __future__ import annotations
@@ -234,13 +234,14 @@ def seconds_per_clip(loaded: LoadedModel, clip_len: int, crop_size: int) -> floa
 
 
 def choose_path(loaded: LoadedModel, *, clips: Union[int, Callable[[int], int]], clip_len: int, crop_size: int,
-                precision: str = "auto", compile: Optional[bool] = None,
+                precision: str = "auto", compile: Optional[bool] = None, optimize: Optional[bool] = None,
                 bfloat16_kernels: Optional[bool] = None) -> "InferencePath":
     """How a job of ``clips`` clips of ``clip_len`` x ``crop_size`` x ``crop_size`` runs ``loaded``'s model: the rule of
     :func:`i3zoo.inference.choose_inference_path`, with the model's time per clip measured here.
 
     Raises:
-        UsageError: a precision that is not ``auto``, ``float32`` or ``bfloat16``.
+        UsageError: a precision that is not ``auto``, ``float32`` or ``bfloat16``; ``optimize=False`` with a
+            compile or bfloat16 request.
     """
     import torch
 
@@ -248,7 +249,7 @@ def choose_path(loaded: LoadedModel, *, clips: Union[int, Callable[[int], int]],
 
     try:
         return choose_inference_path(
-            torch.device(loaded.device), clips=clips, precision=precision, compile=compile,
+            torch.device(loaded.device), clips=clips, precision=precision, compile=compile, optimize=optimize,
             bfloat16_kernels=bfloat16_kernels, seconds_per_clip=lambda: seconds_per_clip(loaded, clip_len, crop_size))
     except ValueError as e:
         raise UsageError(str(e)) from None
