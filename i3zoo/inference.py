@@ -96,10 +96,10 @@ def _zero_channel(conv: nn.Conv3d) -> None:
     transform (Inception's re-normalisation) reads the clip's channels one by one.
     """
     weight = conv.weight
-    layout = torch.channels_last_3d if weight.is_contiguous(memory_format=torch.channels_last_3d) else None
+    layout = (torch.channels_last_3d if weight.is_contiguous(memory_format=torch.channels_last_3d)
+              else torch.contiguous_format)
     padded = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, *weight.shape[2:])], 1)
-    conv.weight = nn.Parameter(padded.contiguous(memory_format=layout or torch.contiguous_format),
-                               requires_grad=False)
+    conv.weight = nn.Parameter(padded.contiguous(memory_format=layout), requires_grad=False)
     conv.in_channels += 1
     conv.register_forward_pre_hook(_feed_zero_channel)
 
